@@ -1,0 +1,367 @@
+"""Experiment configuration: typed dataclasses that are also the preset format and the CLI.
+
+A preset TOML file, `--set key=value` and the app's panels all address the same dotted names
+(`train.lr`, `prune.rate.fc`). Everything is validated here, before a run directory exists,
+so bad input never leaves half a run behind. Every error names the source, the key, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.steps import Step, StepError, as_config_value
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "multistep", "cosine")
+STRATEGIES = ("iterative", "oneshot")
+LAYER_KINDS = ("conv", "fc", "output")
+# Keys that describe the machine, not the experiment: they do not change the config hash.
+MACHINE_KEYS = ("device", "data.dir", "data.download")
+
+
+class ConfigError(ValueError):
+    """Bad configuration input; the message is meant to be shown to the user as it is."""
+
+    def __init__(self, source: str, key: str | None, value: Any, allowed: str):
+        self.source, self.key, self.value, self.allowed = source, key, value, allowed
+        where = f"{source}: " if source else ""
+        if key is None:
+            message = f"{where}{allowed}"
+        else:
+            message = f"{where}{key} = {value!r} is not allowed; {allowed}"
+        super().__init__(message)
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    val_size: int = 300
+    augment: bool = False
+    dir: str = ""
+    download: bool = False
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [300, 100])
+    init: str = "glorot-normal"
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"
+    lr: float = 1.2e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 60
+    iterations: Step = Step(2000)
+    schedule: str = "constant"
+    milestones: list[Step] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_iterations: Step = Step(0)
+    eval_every: Step = Step(100)
+
+
+@dataclass
+class PruneConfig:
+    rounds: int = 5
+    strategy: str = "iterative"
+    scope: str = "layerwise"
+    rate: dict[str, float] = field(default_factory=lambda: {"conv": 0.1, "fc": 0.2, "output": 0.1})
+    criterion: str = "large_final"
+    mask1: str = "rewind"
+    mask0: str = "zero"
+    rewind_iteration: Step = Step(0)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    trials: int = 1
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain TOML/JSON-ready values; steps keep their unit ("2ep")."""
+        return _to_plain(self)
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes the science (machine keys left out)."""
+        plain = self.to_dict()
+        for key in MACHINE_KEYS:
+            section, _, leaf = key.rpartition(".")
+            (plain[section] if section else plain).pop(leaf, None)
+        blob = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> Any:
+        """The value at a dotted key, e.g. "prune.rate.fc"."""
+        node: Any = self
+        for part in key.split("."):
+            node = node[part] if isinstance(node, dict) else getattr(node, part)
+        return node
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig}
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, Step):
+        return as_config_value(obj)
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def choices() -> dict[str, tuple[str, ...]]:
+    """Allowed names per key, read from the engine's registries (so the app shows new ones)."""
+    from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
+    from engine.criteria import CRITERIA, SCOPES
+    from engine.datasets import DATASETS
+    from engine.models import INIT_SCHEMES, MODELS
+
+    return {
+        "data.name": tuple(DATASETS),
+        "model.name": tuple(MODELS),
+        "model.init": tuple(INIT_SCHEMES),
+        "train.optimizer": OPTIMIZERS,
+        "train.schedule": SCHEDULES,
+        "prune.strategy": STRATEGIES,
+        "prune.scope": tuple(SCOPES),
+        "prune.criterion": tuple(CRITERIA),
+        "prune.mask1": tuple(MASK1_ACTIONS),
+        "prune.mask0": tuple(MASK0_ACTIONS),
+    }
+
+
+def all_keys() -> list[str]:
+    """Every dotted key a preset or `--set` may name."""
+    keys = [f.name for f in dataclasses.fields(ExperimentConfig) if f.name not in SECTIONS]
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            keys.append(f"{section}.{f.name}")
+            if f.name == "rate":
+                keys.extend(f"prune.rate.{kind}" for kind in LAYER_KINDS)
+    return keys
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", Step: "a length (integer iterations, \"500it\" or \"2ep\")"}.get(tp, str(tp))
+
+
+def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
+    """Checks one value against its declared type; ints are accepted where floats are."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(source, key, value, f"expected a list of {_type_name(item)}s")
+        return [_coerce(source, f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(source, key, value, "expected a table like { conv = 0.1, fc = 0.2, output = 0.1 }")
+        out = {}
+        for kind, rate in value.items():
+            if kind not in LAYER_KINDS:
+                raise ConfigError(source, f"{key}.{kind}", rate, f"layer kinds are {', '.join(LAYER_KINDS)}")
+            out[kind] = _coerce(source, f"{key}.{kind}", rate, float)
+        return out
+    if tp is Step:
+        try:
+            return Step.parse(value)
+        except StepError as exc:
+            raise ConfigError(source, key, value, str(exc)) from None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(source, key, value, f"expected {_type_name(tp)}")
+    return value
+
+
+def _build(source: str, cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(source, dotted, value, f"unknown key; allowed here: {', '.join(names)}")
+        tp = hints[key]
+        if tp in SECTIONS.values():
+            if not isinstance(value, dict):
+                raise ConfigError(source, dotted, value, f"[{key}] must be a table")
+            kwargs[key] = _build(source, tp, value, f"{dotted}.")
+        else:
+            kwargs[key] = _coerce(source, dotted, value, tp)
+    obj = cls(**kwargs)
+    if cls is PruneConfig and "rate" in raw:
+        obj.rate = {**PruneConfig().rate, **obj.rate}
+    return obj
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Builds and validates a config from plain values (a parsed TOML file)."""
+    config = _build(source, ExperimentConfig, raw)
+    validate(config, source)
+    return config
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: TOML syntax when it parses (numbers, lists, booleans), else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
+    """Applies `key=value` strings to a raw config dict (a copy is returned)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(source, None, item, f"--set takes key=value, got {item!r}; keys: {', '.join(all_keys())}")
+        if key not in all_keys():
+            raise ConfigError(source, key, text, f"unknown key; allowed: {', '.join(all_keys())}")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(source, key, text, f"{part} is not a table")
+        node[leaf] = parse_value(text.strip())
+    return out
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Reads a TOML file, turning a missing file or a syntax error into a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), None, None, f"file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, None, f"TOML syntax error: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), None, None, f"not a UTF-8 text file: {exc}") from None
+
+
+def load_config(path: Path | str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Loads a preset or config file, applies `--set` overrides and validates everything."""
+    raw = read_toml(Path(path))
+    source = str(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source = f"{path} with --set"
+    return from_dict(raw, source)
+
+
+def _check_choice(source: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(source, key, value, f"allowed: {', '.join(allowed)}")
+
+
+def validate(config: ExperimentConfig, source: str = "config") -> None:
+    """Range and name checks that the types alone cannot express."""
+    for key, allowed in choices().items():
+        _check_choice(source, key, config.get(key), allowed)
+    if config.device != "auto" and config.device != "cpu" and not _is_cuda_name(config.device):
+        raise ConfigError(source, "device", config.device, "allowed: auto, cpu, cuda, cuda:N")
+    positive = {"trials": config.trials, "data.val_size": config.data.val_size, "train.batch_size": config.train.batch_size}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(source, key, value, "must be at least 1")
+    if config.seed < 0:
+        raise ConfigError(source, "seed", config.seed, "must be 0 or more")
+    if config.prune.rounds < 0:
+        raise ConfigError(source, "prune.rounds", config.prune.rounds, "must be 0 or more")
+    if config.prune.strategy == "oneshot" and config.prune.rounds < 1:
+        raise ConfigError(source, "prune.rounds", config.prune.rounds, "oneshot needs at least 1 (the iterative steps to prune to)")
+    if not config.model.hidden or any(h < 1 for h in config.model.hidden):
+        raise ConfigError(source, "model.hidden", config.model.hidden, "a non-empty list of positive widths")
+    for key in ("train.lr",):
+        if not config.get(key) > 0:
+            raise ConfigError(source, key, config.get(key), "must be greater than 0")
+    for key in ("train.weight_decay", "train.momentum"):
+        if config.get(key) < 0:
+            raise ConfigError(source, key, config.get(key), "must be 0 or more")
+    if config.train.momentum >= 1:
+        raise ConfigError(source, "train.momentum", config.train.momentum, "must be below 1")
+    if not 0 < config.train.gamma <= 1:
+        raise ConfigError(source, "train.gamma", config.train.gamma, "must be in (0, 1]")
+    if config.train.iterations.count < 1:
+        raise ConfigError(source, "train.iterations", as_config_value(config.train.iterations), "must be at least 1 iteration")
+    if config.train.eval_every.count < 1:
+        raise ConfigError(source, "train.eval_every", as_config_value(config.train.eval_every), "must be at least 1 iteration")
+    for kind, rate in config.prune.rate.items():
+        if not 0 <= rate < 1:
+            raise ConfigError(source, f"prune.rate.{kind}", rate, "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
+    if config.prune.rounds > 0 and all(rate == 0 for rate in config.prune.rate.values()):
+        raise ConfigError(source, "prune.rate", config.prune.rate, "at least one layer kind needs a rate above 0")
+
+
+def _is_cuda_name(device: str) -> bool:
+    if device == "cuda":
+        return True
+    head, _, index = device.partition(":")
+    return head == "cuda" and index.isdigit()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The config's lengths resolved to iterations for one dataset."""
+
+    iterations: int
+    eval_every: int
+    warmup: int
+    milestones: tuple[int, ...]
+    rewind_iteration: int
+    iterations_per_epoch: int
+
+
+def resolve_schedule(config: ExperimentConfig, train_size: int, source: str = "config") -> Schedule:
+    """Turns epoch lengths into iterations once the training-set size is known."""
+    per_epoch = max(1, train_size // config.train.batch_size)
+    t = config.train
+    schedule = Schedule(
+        iterations=t.iterations.iterations(per_epoch),
+        eval_every=t.eval_every.iterations(per_epoch),
+        warmup=t.warmup_iterations.iterations(per_epoch),
+        milestones=tuple(m.iterations(per_epoch) for m in t.milestones),
+        rewind_iteration=config.prune.rewind_iteration.iterations(per_epoch),
+        iterations_per_epoch=per_epoch,
+    )
+    if schedule.rewind_iteration >= schedule.iterations:
+        raise ConfigError(source, "prune.rewind_iteration", as_config_value(config.prune.rewind_iteration),
+                          f"must be below train.iterations ({schedule.iterations} iterations)")
+    if schedule.warmup > schedule.iterations:
+        raise ConfigError(source, "train.warmup_iterations", as_config_value(t.warmup_iterations),
+                          f"must not exceed train.iterations ({schedule.iterations} iterations)")
+    return schedule
+
+
+def to_toml(config: ExperimentConfig) -> str:
+    """The fully resolved config as TOML (config.toml in a run dir, or a saved preset)."""
+    import tomli_w
+
+    return tomli_w.dumps(config.to_dict())

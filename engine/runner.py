@@ -1,0 +1,267 @@
+"""Runs (or resumes) the experiment described by a run dir, writing the run store as it goes.
+
+Running and resuming are the same function: every round whose result.json exists is taken
+from disk, every other round is recomputed from the stored weights with generators keyed by
+(seed, trial, round, purpose), and a round interrupted mid-way continues from its checkpoint.
+So a run killed with `kill -9` and resumed ends with the same masks and accuracies as one
+that never stopped.
+
+`python -m engine.runner RUN_DIR` is the child process the app launches; SIGTERM there
+cancels cleanly (checkpoint, status "cancelled") so the run stays resumable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from engine.actions import round_start
+from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
+from engine.criteria import next_mask
+from engine.datasets import Dataset, default_data_dir, load_dataset
+from engine.models import build_model, fresh_weights, init_std, layer_kinds
+from engine.store import (RunWriter, StoreError, load_tensors, read_config, read_json, read_status, save_tensors,
+                          write_json_atomic)
+from engine.training import Cancelled, TrainJob, clear_checkpoint, derive_seed, generator, train_round
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" picks the GPU when there is one; asking for a missing GPU is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "device", name, "no CUDA GPU is visible here; use auto or cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(name)
+
+
+def total_rounds(config: ExperimentConfig) -> int:
+    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
+    if config.prune.rounds == 0:
+        return 1
+    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
+
+
+def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:
+    kept = {name: int(m.sum()) for name, m in masks.items()}
+    total = {name: m.numel() for name, m in masks.items()}
+    all_kept, all_total = sum(kept.values()), sum(total.values())
+    return all_kept / all_total, {n: kept[n] / total[n] for n in masks}, all_kept, all_total
+
+
+def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[str, Any]:
+    """summary.json from the per-round result files: the files on disk are the truth."""
+    trials = []
+    for t in range(config.trials):
+        rounds = []
+        for r in range(total_rounds(config)):
+            path = Path(run_dir) / f"trial-{t}" / f"round-{r}" / "result.json"
+            if path.is_file():
+                rounds.append(read_json(path))
+        trials.append({"seed": config.seed + t, "rounds": rounds})
+    by_round: dict[int, list[dict[str, Any]]] = {}
+    for trial in trials:
+        for record in trial["rounds"]:
+            by_round.setdefault(record["round"], []).append(record)
+    curve = []
+    for r, records in sorted(by_round.items()):
+        point = {"round": r, "weights_remaining": statistics.fmean(x["weights_remaining"] for x in records), "n": len(records)}
+        for key, out in (("test_accuracy_at_early_stop", "test_accuracy"), ("test_accuracy_final", "test_accuracy_final"),
+                         ("early_stop_iteration", "early_stop_iteration"), ("supermask_accuracy", "supermask_accuracy")):
+            values = [x[key] for x in records]
+            point[f"{out}_mean"] = statistics.fmean(values)
+            point[f"{out}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        curve.append(point)
+    return {"run_id": Path(run_dir).name, "state": state, "config": config.to_dict(), "trials": trials, "curve": curve}
+
+
+class _Run:
+    """State shared by the trials of one execution."""
+
+    def __init__(self, run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: Schedule,
+                 writer: RunWriter, emit: EventCallback, should_stop: Callable[[], bool], checkpoint_seconds: float):
+        self.dir, self.config, self.data, self.schedule = run_dir, config, data, schedule
+        self.writer, self.emit, self.should_stop, self.checkpoint_seconds = writer, emit, should_stop, checkpoint_seconds
+
+    def trial(self, t: int) -> None:
+        config, writer = self.config, self.writer
+        seed = config.seed + t
+        model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
+                            hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"))
+        trial_dir = writer.trial_dir(t)
+        init_path = trial_dir / "init.safetensors"
+        if init_path.is_file():
+            model.load_state_dict(load_tensors(init_path))
+        else:
+            save_tensors(init_path, model.state_dict())
+        theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        kinds = layer_kinds(model)
+        rewind_path = trial_dir / "rewind.safetensors"
+        k = self.schedule.rewind_iteration
+        prev: tuple[dict, dict, dict] | None = None
+        for r in range(total_rounds(config)):
+            rdir = writer.round_dir(t, r)
+            if (rdir / "result.json").is_file():
+                prev = (load_tensors(rdir / "start.safetensors"), load_tensors(rdir / "final.safetensors"),
+                        load_tensors(rdir / "mask.safetensors"))
+                continue
+            if r == 0:
+                masks = {name: torch.ones_like(theta0[name], dtype=torch.bool) for name in kinds}
+                start, frozen = theta0, None
+            else:
+                rewind_state = theta0 if k == 0 else load_tensors(rewind_path)
+                prev_start, prev_final, prev_mask = prev
+                masks = next_mask(criterion=config.prune.criterion, scope=config.prune.scope, rates=config.prune.rate,
+                                  kinds=kinds, mask={n: prev_mask[n].bool() for n in kinds},
+                                  w_init={n: prev_start[n] for n in kinds}, w_final={n: prev_final[n] for n in kinds},
+                                  generator=generator(seed, r, "prune"),
+                                  steps=config.prune.rounds if config.prune.strategy == "oneshot" else 1)
+                begin = round_start(mask1=config.prune.mask1, mask0=config.prune.mask0, mask=masks,
+                                    rewind_point={n: rewind_state[n] for n in kinds},
+                                    prev_start={n: prev_start[n] for n in kinds}, prev_final={n: prev_final[n] for n in kinds},
+                                    fresh=fresh_weights(model, config.model.init, generator(seed, r, "fresh")),
+                                    init_std={n: init_std(model, n, config.model.init) for n in kinds},
+                                    generator=generator(seed, r, "actions"))
+                start = {**rewind_state, **begin.weights}
+                frozen = begin.frozen
+            save_tensors(rdir / "mask.safetensors", masks)
+            save_tensors(rdir / "start.safetensors", start)
+            model.load_state_dict(start)
+            remaining, layers, kept, total = mask_fractions(masks)
+            self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers))
+
+            def on_eval(point: dict[str, Any], t: int = t, r: int = r) -> None:
+                self.emit(writer.event("eval", trial=t, round=r, **point))
+
+            job = TrainJob(data=self.data, config=config.train, schedule=self.schedule, masks=masks, frozen=frozen,
+                           seed=derive_round_seed(seed, r), capture_at=k if (r == 0 and k > 0) else None,
+                           on_capture=lambda state: save_tensors(rewind_path, state), on_eval=on_eval,
+                           should_stop=self.should_stop, checkpoint_dir=rdir, checkpoint_seconds=self.checkpoint_seconds)
+            outcome = train_round(model, job)
+            save_tensors(rdir / "final.safetensors", model.state_dict())
+            record = {"round": r, "weights_remaining": remaining, "layers": layers, "kept": kept, "total": total,
+                      "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
+                      "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
+                      "test_accuracy_final": outcome.test_accuracy_final,
+                      "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds}
+            write_json_atomic(rdir / "evals.json", outcome.evals)
+            write_json_atomic(rdir / "result.json", record)
+            clear_checkpoint(rdir)
+            writer.summary(build_summary(self.dir, config, "running"))
+            writer.status(rounds_done=_rounds_done(self.dir, config))
+            self.emit(writer.event("round_end", trial=t, **record))
+            prev = ({k_: v.cpu() for k_, v in start.items()}, load_tensors(rdir / "final.safetensors"), masks)
+
+
+def derive_round_seed(seed: int, round_: int) -> int:
+    """The seed of one round's data order and augmentation."""
+    return derive_seed(seed, round_, "train")
+
+
+def _rounds_done(run_dir: Path, config: ExperimentConfig) -> int:
+    return sum(1 for t in range(config.trials) for r in range(total_rounds(config))
+               if (Path(run_dir) / f"trial-{t}" / f"round-{r}" / "result.json").is_file())
+
+
+def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
+            checkpoint_seconds: float = 60.0, data: Dataset | None = None) -> str:
+    """Runs or resumes the run in `run_dir`; returns the final state (done, failed, cancelled).
+
+    `data` lets a caller that already loaded the dataset (to check it before creating the run
+    dir) hand it over instead of loading it twice.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    writer = RunWriter(run_dir)
+    emit = on_event or (lambda event: None)
+    stop = should_stop or (lambda: False)
+    resumed = (run_dir / "summary.json").exists() or any(run_dir.glob("trial-*/round-*/checkpoint.json"))
+    writer.status(state="running", pid=os.getpid(), host=socket.gethostname(), error=None, started=time.time())
+    try:
+        device = resolve_device(config.device)
+        if data is None:
+            data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
+            data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
+                                download=config.data.download, augment=config.data.augment)
+        data = data.to(device)
+        schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
+        emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
+                          trials=config.trials, rounds=total_rounds(config), iterations=schedule.iterations,
+                          eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config)))
+        run = _Run(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
+        for t in range(config.trials):
+            run.trial(t)
+        state, error = "done", None
+    except Cancelled as exc:
+        state, error = "cancelled", None
+        emit(writer.event("run_end", state=state, reason=str(exc)))
+    except Exception as exc:  # the run dir must record any failure, whatever raised it
+        state, error = "failed", f"{type(exc).__name__}: {exc}"
+        emit(writer.event("error", message=error, traceback=traceback.format_exc()))
+    writer.summary(build_summary(run_dir, config, state))
+    writer.status(state=state, error=error, finished=time.time())
+    if state != "cancelled":
+        emit(writer.event("run_end", state=state, error=error))
+    writer.close()
+    return state
+
+
+def spawn(run_dir: Path | str) -> subprocess.Popen:
+    """Starts the runner as a detached child: it outlives the app and a dropped SSH link."""
+    run_dir = Path(run_dir)
+    log = open(run_dir / "runner.log", "ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    finally:
+        log.close()
+
+
+def request_stop(run_dir: Path | str) -> bool:
+    """Asks a live runner to cancel (SIGTERM); it checkpoints and stays resumable."""
+    try:
+        pid = read_status(Path(run_dir)).get("pid")
+    except StoreError:
+        return False
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m engine.runner RUN_DIR", file=sys.stderr)
+        return 2
+    stop = {"requested": False}
+
+    def on_term(signum: int, frame: Any) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    state = execute(args[0], should_stop=lambda: stop["requested"])
+    return {"done": 0, "cancelled": 0}.get(state, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""One round of masked training: the inner loop of every experiment.
+
+Pruned weights are held by masking, not by hooks: after backward the gradients of prunable
+weights are multiplied by the mask (with weight decay added to the gradient first, so decay
+is masked too), and after the optimizer step the weights are put back to `mask * w + fill`,
+where `fill` is zero for the `zero` mask-0 action and θ0 for the freezing ones. With a zero
+gradient SGD's momentum and Adam's moments stay exactly zero on pruned positions, so pruned
+weights never move, bit for bit, whatever the optimizer.
+
+Every random draw is keyed by (seed, purpose, epoch), so a round restarted from a mid-round
+checkpoint replays the same data order and reaches the same weights as one never stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import Schedule, TrainConfig
+from engine.datasets import Dataset
+from engine.store import load_tensors, save_tensors, write_json_atomic
+
+EVAL_BATCH = 2048
+
+
+class Cancelled(Exception):
+    """Training was asked to stop; a checkpoint was written first when possible."""
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts: independent streams for init, data order, pruning..."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generator(*parts: Any) -> torch.Generator:
+    """A CPU generator seeded from `parts`."""
+    return torch.Generator().manual_seed(derive_seed(*parts))
+
+
+def lr_factor(step: int, config: TrainConfig, schedule: Schedule) -> float:
+    """Multiplier of the base learning rate for 0-based step `step` (warm-up, then the schedule)."""
+    factor = 1.0
+    if schedule.warmup and step < schedule.warmup:
+        factor *= (step + 1) / schedule.warmup
+    if config.schedule == "multistep":
+        factor *= config.gamma ** sum(step >= m for m in schedule.milestones)
+    elif config.schedule == "cosine":
+        factor *= 0.5 * (1.0 + math.cos(math.pi * step / schedule.iterations))
+    return factor
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Weight decay is applied by the training step itself (so it can be masked), never here."""
+    params = list(model.parameters())
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=0.0)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=0.0)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) over a whole split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    for start in range(0, len(x), EVAL_BATCH):
+        logits = model(x[start:start + EVAL_BATCH])
+        target = y[start:start + EVAL_BATCH]
+        total_loss += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    model.train(was_training)
+    n = max(1, len(x))
+    return total_loss.item() / n, correct.item() / n
+
+
+@dataclass
+class MaskedParams:
+    """The prunable weights of a model with their masks and the values pruned positions hold."""
+
+    weights: list[torch.Tensor]
+    masks: list[torch.Tensor]
+    fills: list[torch.Tensor] | None
+
+    @classmethod
+    def build(cls, model: nn.Module, masks: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor] | None) -> MaskedParams:
+        params = dict(model.named_parameters())
+        weights, mask_list, fills = [], [], []
+        needs_fill = False
+        for name, mask in masks.items():
+            if bool(mask.all()):
+                continue
+            weight = params[name]
+            m = mask.to(device=weight.device, dtype=weight.dtype)
+            weights.append(weight)
+            mask_list.append(m)
+            if frozen is not None and name in frozen:
+                fill = frozen[name].to(device=weight.device, dtype=weight.dtype) * (1 - m)
+                needs_fill = needs_fill or bool(fill.any())
+            else:
+                fill = torch.zeros_like(weight)
+            fills.append(fill)
+        return cls(weights, mask_list, fills if needs_fill else None)
+
+    def mask_gradients(self) -> None:
+        grads = [w.grad for w in self.weights]
+        if self.weights:
+            torch._foreach_mul_(grads, self.masks)
+
+    @torch.no_grad()
+    def hold(self) -> None:
+        """Pruned positions back to their fill: exact for finite weights (w*0 + fill)."""
+        if not self.weights:
+            return
+        torch._foreach_mul_(self.weights, self.masks)
+        if self.fills is not None:
+            torch._foreach_add_(self.weights, self.fills)
+
+
+@dataclass
+class RoundOutcome:
+    evals: list[dict[str, Any]]
+    early_stop_iteration: int
+    val_loss_min: float
+    test_accuracy_at_early_stop: float
+    test_accuracy_final: float
+    supermask_accuracy: float
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainJob:
+    """Everything one round of training needs besides the model."""
+
+    data: Dataset
+    config: TrainConfig
+    schedule: Schedule
+    masks: dict[str, torch.Tensor]
+    frozen: dict[str, torch.Tensor] | None
+    seed: int
+    capture_at: int | None = None
+    on_capture: Callable[[dict[str, torch.Tensor]], None] | None = None
+    on_eval: Callable[[dict[str, Any]], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    checkpoint_dir: Path | None = None
+    checkpoint_seconds: float = 60.0
+
+
+def _checkpoint_paths(directory: Path) -> tuple[Path, Path]:
+    return directory / "checkpoint.safetensors", directory / "checkpoint.json"
+
+
+def _save_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
+                     evals: list[dict[str, Any]], loss_sum: torch.Tensor, loss_count: int,
+                     aug_gen: torch.Generator, seconds: float) -> None:
+    tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_state = optimizer.state_dict()
+    slots: dict[str, list[str]] = {}
+    for index, state in opt_state["state"].items():
+        slots[str(index)] = []
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{index}.{key}"] = value
+                slots[str(index)].append(key)
+    tensors["loop.loss_sum"] = loss_sum.reshape(1)
+    tensors["loop.aug_state"] = aug_gen.get_state()
+    save_tensors(tensors_path, tensors)
+    write_json_atomic(meta_path, {"step": step, "evals": evals, "loss_count": loss_count,
+                                  "seconds": seconds, "slots": slots, "param_groups": opt_state["param_groups"]})
+
+
+def _load_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, aug_gen: torch.Generator,
+                     device: torch.device) -> tuple[int, list[dict[str, Any]], torch.Tensor, int, float] | None:
+    if job.checkpoint_dir is None:
+        return None
+    tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
+    if not (tensors_path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    tensors = load_tensors(tensors_path)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    aug_gen.set_state(tensors["loop.aug_state"])
+    loss_sum = tensors["loop.loss_sum"].to(device).reshape(())
+    return meta["step"], meta["evals"], loss_sum, meta["loss_count"], meta["seconds"]
+
+
+def clear_checkpoint(directory: Path) -> None:
+    for path in _checkpoint_paths(directory):
+        path.unlink(missing_ok=True)
+
+
+def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
+    """Trains `model` (already holding the round's start weights) for the scheduled iterations."""
+    data, config, schedule = job.data, job.config, job.schedule
+    device = data.train_x.device
+    model.to(device).train()
+    optimizer = make_optimizer(model, config)
+    masked = MaskedParams.build(model, job.masks, job.frozen)
+    masked.hold()
+    all_params = [p for p in model.parameters() if p.requires_grad]
+    aug_gen = generator(job.seed, "augment")
+    n_train = len(data.train_x)
+    batch = config.batch_size
+    per_epoch = schedule.iterations_per_epoch
+
+    evals: list[dict[str, Any]] = []
+    loss_sum = torch.zeros((), device=device)
+    loss_count = 0
+    step = 0
+    seconds_before = 0.0
+    resumed = _load_checkpoint(job, model, optimizer, aug_gen, device)
+    if resumed:
+        step, evals, loss_sum, loss_count, seconds_before = resumed
+    started = time.perf_counter()
+    last_checkpoint = started
+
+    def record_eval(at: int) -> None:
+        nonlocal loss_sum, loss_count
+        val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+        test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+        train_loss = loss_sum.item() / loss_count if loss_count else None
+        point = {"iteration": at, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+                 "test_loss": test_loss, "test_accuracy": test_acc,
+                 "lr": config.lr * lr_factor(max(0, at - 1), config, schedule)}
+        evals.append(point)
+        loss_sum = torch.zeros((), device=device)
+        loss_count = 0
+        if job.on_eval:
+            job.on_eval(point)
+
+    if not evals:
+        record_eval(0)
+    if job.capture_at == 0 and job.on_capture and step == 0:
+        job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    order: torch.Tensor | None = None
+    order_epoch = -1
+    while step < schedule.iterations:
+        if job.should_stop and job.should_stop():
+            if job.checkpoint_dir is not None:
+                _save_checkpoint(job, model, optimizer, step, evals, loss_sum, loss_count, aug_gen,
+                                 seconds_before + time.perf_counter() - started)
+            raise Cancelled(f"stopped at iteration {step}")
+        epoch, position = divmod(step, per_epoch)
+        if epoch != order_epoch:
+            order = torch.randperm(n_train, generator=generator(job.seed, "order", epoch)).to(device)
+            order_epoch = epoch
+        index = order[position * batch:(position + 1) * batch]
+        x = data.train_x[index]
+        if data.augment is not None:
+            x = data.augment(x, aug_gen)
+        factor = lr_factor(step, config, schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * factor
+        loss = F.cross_entropy(model(x), data.train_y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.weight_decay:
+            params = [p for p in all_params if p.grad is not None]
+            torch._foreach_add_([p.grad for p in params], params, alpha=config.weight_decay)
+        masked.mask_gradients()
+        optimizer.step()
+        masked.hold()
+        loss_sum += loss.detach()
+        loss_count += 1
+        step += 1
+        if job.capture_at == step and job.on_capture:
+            job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if step % schedule.eval_every == 0 or step == schedule.iterations:
+            record_eval(step)
+            now = time.perf_counter()
+            if job.checkpoint_dir is not None and step < schedule.iterations and now - last_checkpoint >= job.checkpoint_seconds:
+                _save_checkpoint(job, model, optimizer, step, evals, loss_sum, loss_count, aug_gen,
+                                 seconds_before + now - started)
+                last_checkpoint = now
+
+    best = min(evals, key=lambda e: (e["val_loss"], e["iteration"]))
+    return RoundOutcome(
+        evals=evals,
+        early_stop_iteration=best["iteration"],
+        val_loss_min=best["val_loss"],
+        test_accuracy_at_early_stop=best["test_accuracy"],
+        test_accuracy_final=evals[-1]["test_accuracy"],
+        supermask_accuracy=evals[0]["test_accuracy"],
+        seconds=seconds_before + time.perf_counter() - started,
+    )

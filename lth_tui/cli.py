@@ -1,0 +1,233 @@
+"""The `lth-tui` command: the app with no arguments, headless subcommands otherwise.
+
+The headless path imports rich but never textual (a test enforces it), so `lth-tui run`
+starts fast and works on a box where the terminal cannot host the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lth-tui", description="Lottery-ticket experiments: the app, or headless commands.")
+    parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default $LTH_TUI_RUNS_DIR or ~/.local/share/lth-tui/runs)")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run a preset or config file headless")
+    run.add_argument("preset", help="preset name (see `lth-tui presets`) or path to a .toml file")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any dotted config key, e.g. --set prune.criterion=movement (repeatable)")
+    run.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
+    run.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    run.add_argument("--trials", type=int, help="number of seeds")
+    run.add_argument("--data-dir", help="where MNIST / Fashion-MNIST / CIFAR-10 files are (or go, with --download)")
+    run.add_argument("--download", action="store_true", help="download torchvision datasets that are missing")
+    run.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                     help="mid-round checkpoint interval (default 60)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar; print only the run dir")
+
+    resume = sub.add_parser("resume", help="continue a killed or cancelled run")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS")
+    resume.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("presets", help="list presets with one-line descriptions")
+
+    runs = sub.add_parser("runs", help="list runs with state and best accuracy")
+    runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
+
+    export = sub.add_parser("export", help="write a run's summary as md, json, csv or png")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", required=True, help="md | json | csv | png")
+    export.add_argument("-o", "--output", help="file to write (default RUN_DIR/export.FORMAT; - for stdout)")
+    return parser
+
+
+def _err(message: str) -> None:
+    print(f"lth-tui: error: {message}", file=sys.stderr)
+
+
+class _StopFlag:
+    """First Ctrl-C asks the run to checkpoint and stop; a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self) -> None:
+        def on_sigint(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        signal.signal(signal.SIGINT, on_sigint)
+        signal.signal(signal.SIGTERM, on_sigint)
+
+
+def _execute_with_progress(run_dir: Path, quiet: bool, checkpoint_every: float, data: Any = None) -> int:
+    from engine.runner import execute
+
+    from lth_tui.progress import ProgressView
+
+    stop = _StopFlag()
+    stop.install()
+    print(run_dir, flush=True)
+    view = ProgressView(enabled=not quiet)
+    with view:
+        state = execute(run_dir, on_event=view.on_event, should_stop=stop, checkpoint_seconds=checkpoint_every, data=data)
+    if not quiet:
+        view.print_summary(run_dir)
+    print(f"{state}: {run_dir}", flush=True)
+    if state == "cancelled":
+        print(f"resume with: lth-tui resume {run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if state == "done" else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.config import ConfigError
+    from engine.datasets import DatasetError, default_data_dir, load_dataset
+    from engine.models import ModelError
+    from engine.runner import resolve_device
+    from engine.store import create_run
+
+    from lth_tui.presets import load_preset
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.trials is not None:
+        overrides.append(f"trials={args.trials}")
+    if args.data_dir:
+        overrides.append(f"data.dir={_toml_string(args.data_dir)}")
+    if args.download:
+        overrides.append("data.download=true")
+    try:
+        config, preset = load_preset(args.preset, overrides)
+        device = resolve_device(config.device)
+        data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
+        data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
+                            download=config.data.download, augment=config.data.augment)
+        _check_model(config, data)
+        from engine.config import resolve_schedule
+
+        resolve_schedule(config, len(data.train_x), f"{args.preset}")
+    except (ConfigError, DatasetError, ModelError) as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    run_dir = create_run(config, args.runs_dir, preset=preset)
+    return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every, data=data.to(device))
+
+
+def _check_model(config: Any, data: Any) -> None:
+    """Builds the model once so a model that cannot take this dataset fails before a run dir exists."""
+    from engine.models import build_model
+    from engine.training import generator
+
+    build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
+                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
+
+
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from engine.store import StoreError, pid_alive, read_config, read_status
+
+    run_dir = args.run_dir
+    try:
+        read_config(run_dir)
+        status = read_status(run_dir)
+    except StoreError as exc:
+        _err(f"{run_dir} is not a resumable run dir: {exc}")
+        return EXIT_BAD_INPUT
+    if status["state"] == "done":
+        print(f"{run_dir} is already done; nothing to resume")
+        return EXIT_OK
+    if status["state"] == "running" and pid_alive(status.get("pid")) and _same_host(status):
+        _err(f"{run_dir} is still running (pid {status['pid']}); cancel it first or wait")
+        return EXIT_BAD_INPUT
+    return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every)
+
+
+def _same_host(status: dict[str, Any]) -> bool:
+    import socket
+
+    return status.get("host") in (None, socket.gethostname())
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from lth_tui.presets import list_presets
+
+    presets = list_presets()
+    width = max((len(p.name) for p in presets), default=10)
+    for p in presets:
+        text = p.error or p.description
+        print(f"{p.name:<{width}}  {text}  [{p.source}]")
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.store import default_runs_dir, list_runs
+
+    runs_dir = args.runs_dir or default_runs_dir()
+    infos = list_runs(runs_dir)
+    if not infos:
+        print(f"no runs in {runs_dir}")
+        return EXIT_OK
+    table = Table(title=str(runs_dir), title_justify="left")
+    for column in ("run", "state", "preset", "criterion", "best acc %", "at weights %", "rounds"):
+        table.add_column(column, justify="right" if "%" in column or column == "rounds" else "left")
+    for info in infos:
+        acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
+        wr = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
+        state = info.state if info.state != "damaged" else f"damaged: {info.error}"
+        table.add_row(info.run_id, state, info.preset, info.criterion, acc, wr, str(info.rounds_done))
+    Console().print(table)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.store import StoreError
+
+    from lth_tui.export import ExportError, export
+
+    try:
+        result = export(args.run_dir, args.format, Path(args.output) if args.output and args.output != "-" else args.output)
+    except (StoreError, ExportError) as exc:
+        _err(f"{args.run_dir}: {exc}")
+        return EXIT_BAD_INPUT
+    if isinstance(result, Path):
+        print(result)
+    else:
+        sys.stdout.write(result)
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        from lth_tui.app import run_app
+
+        return run_app(runs_dir=args.runs_dir)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

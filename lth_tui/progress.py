@@ -1,0 +1,73 @@
+"""The headless run's progress bar, fed by the runner's events (rich, never textual)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class ProgressView:
+    """One bar over all iterations of all rounds and trials, with the latest accuracy."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[where]}"), BarColumn(), TextColumn("{task.fields[it]}"),
+            TextColumn("acc {task.fields[acc]}"), TextColumn("weights {task.fields[wr]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console, disable=not enabled, transient=False,
+        )
+        self.task: Any = None
+        self.iterations = 1
+        self.rounds = 1
+        self.trials = 1
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "run_start":
+            self.iterations, self.rounds, self.trials = event["iterations"], event["rounds"], event["trials"]
+            total = self.iterations * self.rounds * self.trials
+            done = event.get("rounds_done", 0) * self.iterations
+            self.task = self.progress.add_task("run", total=total, completed=done, where="starting", it="", acc="–", wr="100%")
+            if event.get("resumed"):
+                self.console.print(f"resuming: {event.get('rounds_done', 0)} round(s) already done")
+        elif self.task is None:
+            return
+        elif kind == "round_start":
+            self.progress.update(self.task, where=f"trial {event['trial'] + 1}/{self.trials} round {event['round']}/{self.rounds - 1}",
+                                 wr=f"{100 * event['weights_remaining']:.1f}%")
+        elif kind == "eval":
+            done = (event["trial"] * self.rounds + event["round"]) * self.iterations + event["iteration"]
+            self.progress.update(self.task, completed=done, it=f"it {event['iteration']}/{self.iterations}",
+                                 acc=f"{100 * event['test_accuracy']:.1f}%")
+        elif kind == "error":
+            self.console.print(f"[red]run failed:[/red] {event.get('message')}")
+
+    def print_summary(self, run_dir: Path) -> None:
+        """The sparsity curve as a small table once the run ends."""
+        from engine.store import StoreError, read_summary
+
+        try:
+            summary = read_summary(run_dir)
+        except StoreError:
+            return
+        table = Table(title="test accuracy at early stop vs weights remaining", title_justify="left")
+        for column in ("round", "weights %", "acc % (mean)", "± std", "early stop", "supermask %", "n"):
+            table.add_column(column, justify="right")
+        for p in summary.get("curve", []):
+            table.add_row(str(p["round"]), f"{100 * p['weights_remaining']:.2f}", f"{100 * p['test_accuracy_mean']:.2f}",
+                          f"{100 * p['test_accuracy_std']:.2f}", f"{p['early_stop_iteration_mean']:.0f}",
+                          f"{100 * p['supermask_accuracy_mean']:.2f}", str(p["n"]))
+        self.console.print(table)
