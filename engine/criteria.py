@@ -1,0 +1,307 @@
+"""Mask criteria: which surviving weights to keep after a round of training.
+
+Zhou, Lan, Liu & Yosinski 2019 ("Deconstructing Lottery Tickets") showed that Frankle &
+Carbin's choice of keeping the weights of largest final magnitude is one point in a family of
+*mask criteria*.  Each criterion gives every surviving weight a score computed from its value
+at the start of the round's training (``w_init``, w_i) and at the end (``w_final``, w_f); the
+highest scores are kept.  Weights that are already pruned are never scored and never come back.
+
+Scores (higher = kept), computed over survivors only:
+
+=============================  ==============================================================
+``large_final``                 |w_f|                  (Frankle & Carbin's IMP)
+``small_final``                 -|w_f|
+``large_init``                  |w_i|
+``small_init``                  -|w_i|
+``large_init_large_final``      keep where |w_i| and |w_f| are both in their top sets
+``small_init_small_final``      keep where |w_i| and |w_f| are both in their bottom sets
+``magnitude_increase``          |w_f| - |w_i|
+``movement``                    |w_f - w_i|
+``random``                      a uniform draw from the run's generator
+``large_final_same_sign``       |w_f| where sign(w_i) = sign(w_f), else lowest
+``large_final_diff_sign``       |w_f| where sign(w_i) != sign(w_f), else lowest
+``magnitude_increase_same_sign``  |w_f| - |w_i| where the signs agree, else lowest
+=============================  ==============================================================
+
+"Lowest" is -inf: such a weight is kept only when every qualifying weight is already kept.
+For the sign tests a value of 0 counts as positive (sign(0) := +1).
+
+``large_init_large_final`` needs one shared percentile q such that exactly k weights are in
+both the top-q set of |w_i| and the top-q set of |w_f|.  With rank(x) = the number of pool
+survivors whose value is strictly smaller than x, "in both top sets at threshold t" is
+``min(rank(|w_i|), rank(|w_f|)) >= t``, so scoring by the minimum of the two ranks and keeping
+the top k *is* the shared-percentile search: the kept set contains every weight that is in
+both top sets at the tightest threshold that still keeps fewer than k, and is completed with
+weights sitting exactly at the next threshold (ties, broken by the generator).
+``small_init_small_final`` is the same on -|w|.
+
+Counting rule (OpenLTH's).  A pruning step removes ``ceil(rate * survivors)`` weights from a
+pool, where ``rate`` is the fraction of the pool's *survivors* removed per step.  ``steps > 1``
+prunes one-shot straight to where ``steps`` iterative steps would land: :func:`kept_after`
+iterates the ceil rule, so the kept count is exactly the iterative one.  The product
+``rate * survivors`` is evaluated on the decimal value of ``rate`` (0.07 * 100 is 7, not the
+float 7.000000000000001 whose ceiling is 8).
+
+Pools.  ``kinds`` maps each prunable weight to ``"conv"``, ``"fc"`` or ``"output"`` and
+``rates`` maps each kind to its rate.
+
+* ``layerwise``: every layer is its own pool, pruned at its kind's rate.
+* ``global``: layers whose kinds have the *same rate* form one pool with one threshold across
+  them.  With equal rates for all kinds this is one global pool over all prunable weights
+  (OpenLTH's ``sparse_global``); with Frankle's fc 20% / output 10% the fc layers are pooled
+  together and the output layer is its own pool; with conv 10% / fc 20% / output 10% the conv
+  layers and the output layer share a pool.
+
+A rate of 0 leaves the layers of that kind untouched.
+
+Ties.  Every pool draws a random permutation of its survivors from ``generator`` and the scores
+are sorted stably in that order, so ties are broken at random but reproducibly from the run's
+seed, never by memory order.  Randomness is consumed pool by pool in the order the pools'
+first layers appear in ``kinds``; within a pool the survivors are taken layer by layer in
+``kinds`` order, each layer in row-major order.  ``random`` draws its scores
+(``torch.rand(n, dtype=float64)``) before the tie permutation (``torch.randperm(n)``).  A pool
+that removes nothing draws nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Callable
+
+import torch
+
+__all__ = ["PruningError", "CRITERIA", "SCOPES", "KINDS", "next_mask", "kept_after"]
+
+
+class PruningError(ValueError):
+    """A bad argument to the pruning step (unknown name, bad rate, mismatched shapes)."""
+
+
+SCOPES = ("layerwise", "global")
+KINDS = ("conv", "fc", "output")
+
+_LOWEST = float("-inf")
+
+
+# --------------------------------------------------------------------------- scores
+# Every criterion takes the flattened survivors of a pool (float64 on one device) and the
+# generator, and returns a float64 score per survivor; higher is kept.
+
+def _positive(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) >= 0, with sign(0) counted as positive."""
+    return x >= 0
+
+
+def _ranks(values: torch.Tensor) -> torch.Tensor:
+    """rank(x) = number of entries strictly smaller than x (ties share the lowest rank)."""
+    ordered, _ = torch.sort(values)
+    return torch.searchsorted(ordered, values, right=False).to(torch.float64)
+
+
+def large_final(w_i, w_f, g):
+    return w_f.abs()
+
+
+def small_final(w_i, w_f, g):
+    return -w_f.abs()
+
+
+def large_init(w_i, w_f, g):
+    return w_i.abs()
+
+
+def small_init(w_i, w_f, g):
+    return -w_i.abs()
+
+
+def large_init_large_final(w_i, w_f, g):
+    return torch.minimum(_ranks(w_i.abs()), _ranks(w_f.abs()))
+
+
+def small_init_small_final(w_i, w_f, g):
+    return torch.minimum(_ranks(-w_i.abs()), _ranks(-w_f.abs()))
+
+
+def magnitude_increase(w_i, w_f, g):
+    return w_f.abs() - w_i.abs()
+
+
+def movement(w_i, w_f, g):
+    return (w_f - w_i).abs()
+
+
+def random(w_i, w_f, g):
+    n = w_f.numel()
+    return torch.rand(n, generator=g, dtype=torch.float64, device=g.device).to(w_f.device)
+
+
+def large_final_same_sign(w_i, w_f, g):
+    same = _positive(w_i) == _positive(w_f)
+    return torch.where(same, w_f.abs(), torch.full_like(w_f, _LOWEST))
+
+
+def large_final_diff_sign(w_i, w_f, g):
+    same = _positive(w_i) == _positive(w_f)
+    return torch.where(~same, w_f.abs(), torch.full_like(w_f, _LOWEST))
+
+
+def magnitude_increase_same_sign(w_i, w_f, g):
+    same = _positive(w_i) == _positive(w_f)
+    return torch.where(same, w_f.abs() - w_i.abs(), torch.full_like(w_f, _LOWEST))
+
+
+CRITERIA: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "large_final": large_final,
+    "small_final": small_final,
+    "large_init": large_init,
+    "small_init": small_init,
+    "large_init_large_final": large_init_large_final,
+    "small_init_small_final": small_init_small_final,
+    "magnitude_increase": magnitude_increase,
+    "movement": movement,
+    "random": random,
+    "large_final_same_sign": large_final_same_sign,
+    "large_final_diff_sign": large_final_diff_sign,
+    "magnitude_increase_same_sign": magnitude_increase_same_sign,
+}
+
+
+# --------------------------------------------------------------------------- counting
+
+def _removed(survivors: int, rate: float) -> int:
+    """ceil(rate * survivors), with rate read as the decimal it is written as."""
+    return min(survivors, math.ceil(Fraction(repr(float(rate))) * survivors))
+
+
+def kept_after(survivors: int, rate: float, steps: int) -> int:
+    """Exact number of weights left after ``steps`` iterative removals of ceil(rate * n)."""
+    _check_rate("rate", rate)
+    if isinstance(survivors, bool) or not isinstance(survivors, int) or survivors < 0:
+        raise PruningError(f"survivors must be a non-negative int, got {survivors!r}")
+    _check_steps(steps)
+    n = survivors
+    for _ in range(steps):
+        n -= _removed(n, rate)
+    return n
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_rate(where: str, rate) -> None:
+    ok = (
+        isinstance(rate, (int, float))
+        and not isinstance(rate, bool)
+        and math.isfinite(rate)
+        and 0 <= rate < 1
+    )
+    if not ok:
+        raise PruningError(f"{where} = {rate!r} is not allowed; a rate must be in [0, 1)")
+
+
+def _check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise PruningError(f"steps = {steps!r} is not allowed; steps must be an int >= 0")
+
+
+def _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps) -> None:
+    if criterion not in CRITERIA:
+        raise PruningError(
+            f"unknown criterion {criterion!r}; allowed: {', '.join(CRITERIA)}"
+        )
+    if scope not in SCOPES:
+        raise PruningError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
+    _check_steps(steps)
+    for kind, rate in rates.items():
+        _check_rate(f"rate[{kind!r}]", rate)
+    for name, kind in kinds.items():
+        if kind not in KINDS:
+            raise PruningError(
+                f"layer {name!r} has unknown kind {kind!r}; allowed: {', '.join(KINDS)}"
+            )
+        if kind not in rates:
+            raise PruningError(
+                f"no rate for kind {kind!r} (layer {name!r}); rates given for: "
+                f"{', '.join(map(repr, rates)) or 'none'}"
+            )
+    extra = [name for name in mask if name not in kinds]
+    if extra:
+        raise PruningError(
+            f"mask has weights with no kind: {', '.join(extra)}; known: {', '.join(kinds)}"
+        )
+    for name in kinds:
+        for label, tensors in (("mask", mask), ("w_init", w_init), ("w_final", w_final)):
+            if name not in tensors:
+                raise PruningError(f"{label} has no entry for prunable weight {name!r}")
+        shapes = {
+            "mask": tuple(mask[name].shape),
+            "w_init": tuple(w_init[name].shape),
+            "w_final": tuple(w_final[name].shape),
+        }
+        if len(set(shapes.values())) != 1:
+            raise PruningError(f"mismatched shapes for {name!r}: {shapes}")
+
+
+# --------------------------------------------------------------------------- pruning
+
+def _pools(scope: str, rates: dict, kinds: dict) -> list[tuple[float, list[str]]]:
+    """(rate, layer names) per pool, in order of first appearance in ``kinds``."""
+    if scope == "layerwise":
+        return [(float(rates[kinds[name]]), [name]) for name in kinds]
+    grouped: dict[float, list[str]] = {}
+    for name, kind in kinds.items():
+        grouped.setdefault(float(rates[kind]), []).append(name)
+    return list(grouped.items())
+
+
+def next_mask(
+    *,
+    criterion: str,
+    scope: str,
+    rates: dict[str, float],
+    kinds: dict[str, str],
+    mask: dict[str, torch.Tensor],
+    w_init: dict[str, torch.Tensor],
+    w_final: dict[str, torch.Tensor],
+    generator: torch.Generator,
+    steps: int = 1,
+) -> dict[str, torch.Tensor]:
+    """New bool masks (subsets of ``mask``) after ``steps`` pruning steps of ``criterion``.
+
+    Returns one mask per name in ``kinds``, same shape and device as the input mask.
+    """
+    _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps)
+    score_fn = CRITERIA[criterion]
+    new = {name: mask[name].detach().to(torch.bool).clone() for name in kinds}
+
+    for rate, names in _pools(scope, rates, kinds):
+        if rate == 0 or steps == 0:
+            continue
+        device = new[names[0]].device
+        keep_flat = [new[n].reshape(-1) for n in names]
+        counts = [int(k.sum()) for k in keep_flat]
+        total = sum(counts)
+        keep = kept_after(total, rate, steps)
+        if keep == total:
+            continue
+        w_i = torch.cat(
+            [w_init[n].detach().reshape(-1).to(device)[k] for n, k in zip(names, keep_flat)]
+        ).to(torch.float64)
+        w_f = torch.cat(
+            [w_final[n].detach().reshape(-1).to(device)[k] for n, k in zip(names, keep_flat)]
+        ).to(torch.float64)
+        scores = score_fn(w_i, w_f, generator).to(device)
+        # Ties: visit survivors in a random order, then sort stably by score (descending).
+        perm = torch.randperm(total, generator=generator, device=generator.device).to(device)
+        order = torch.sort(scores[perm], descending=True, stable=True).indices
+        chosen = perm[order[:keep]]
+        kept_pool = torch.zeros(total, dtype=torch.bool, device=device)
+        kept_pool[chosen] = True
+
+        start = 0
+        for name, k, count in zip(names, keep_flat, counts):
+            flat = torch.zeros_like(k)
+            flat[k] = kept_pool[start:start + count]
+            new[name] = flat.reshape(new[name].shape)
+            start += count
+    return new
