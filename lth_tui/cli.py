@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
                      help="mid-round checkpoint interval (default 60)")
     run.add_argument("--quiet", action="store_true", help="no progress bar; print only the run dir")
+    run.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                     help="run the cross product of values as one group, e.g. --sweep prune.criterion=large_final,random (repeatable)")
+    run.add_argument("--jobs", type=int, default=1, help="sweep runs in parallel (one GPU each where there are several)")
 
     resume = sub.add_parser("resume", help="continue a killed or cancelled run")
     resume.add_argument("run_dir", type=Path)
@@ -43,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list runs with state and best accuracy")
     runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
 
-    export = sub.add_parser("export", help="write a run's summary as md, json, csv or png")
-    export.add_argument("run_dir", type=Path)
+    export = sub.add_parser("export", help="write a run's (or a sweep group's) summary as md, json, csv or png")
+    export.add_argument("run_dir", type=Path, help="a run dir, or a sweep group (its id or folder)")
+    export.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     export.add_argument("--format", required=True, help="md | json | csv | png")
     export.add_argument("-o", "--output", help="file to write (default RUN_DIR/export.FORMAT; - for stdout)")
     return parser
@@ -94,13 +98,13 @@ def _execute_with_progress(run_dir: Path, quiet: bool, checkpoint_every: float, 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.config import ConfigError
-    from engine.datasets import DatasetError, default_data_dir, load_dataset
+    from engine.config import ConfigError, load_config
+    from engine.datasets import DatasetError
     from engine.models import ModelError
     from engine.runner import resolve_device
     from engine.store import create_run
 
-    from lth_tui.presets import load_preset
+    from lth_tui.presets import find_preset
 
     overrides = list(args.overrides)
     if args.device:
@@ -111,21 +115,105 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"data.dir={_toml_string(args.data_dir)}")
     if args.download:
         overrides.append("data.download=true")
+    if args.sweep:
+        return cmd_sweep(args, overrides)
+    path = None
     try:
-        config, preset = load_preset(args.preset, overrides)
+        path = find_preset(args.preset)
+        config = load_config(path, overrides)
         device = resolve_device(config.device)
-        data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
-        data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
-                            download=config.data.download, augment=config.data.augment)
-        _check_model(config, data)
-        from engine.config import resolve_schedule
-
-        resolve_schedule(config, len(data.train_x), f"{args.preset}")
-    except (ConfigError, DatasetError, ModelError) as exc:
+        data = _checked_data(config, str(path))
+    except ConfigError as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
-    run_dir = create_run(config, args.runs_dir, preset=preset)
+    except (DatasetError, ModelError) as exc:
+        _err(f"{path}: {exc}")
+        return EXIT_BAD_INPUT
+    run_dir = create_run(config, args.runs_dir, preset=path.stem)
     return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every, data=data.to(device))
+
+
+def _checked_data(config: Any, source: str) -> Any:
+    """Loads the dataset and builds the model once, so bad input fails before a run dir exists."""
+    from engine.config import resolve_schedule
+    from engine.datasets import default_data_dir, load_dataset
+
+    data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
+    data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
+                        download=config.data.download, augment=config.data.augment)
+    _check_model(config, data)
+    resolve_schedule(config, len(data.train_x), source)
+    return data
+
+
+def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
+    """Validates every combination, then runs them one after another or `--jobs` at a time."""
+    from engine.config import ConfigError
+    from engine.datasets import DatasetError
+    from engine.models import ModelError
+    from engine.runner import resolve_device
+    from engine.store import create_run, default_runs_dir
+
+    from lth_tui.presets import find_preset
+    from lth_tui.sweeps import add_run, create_group, expand, parse_axis
+
+    path = args.preset
+    try:
+        if args.jobs < 1:
+            raise ConfigError("--jobs", "--jobs", args.jobs, "must be at least 1")
+        path = find_preset(args.preset)
+        axes = [parse_axis(option) for option in args.sweep]
+        combos = expand(path, overrides, axes)
+        datasets: dict[tuple, Any] = {}
+        for config, swept in combos:
+            resolve_device(config.device)
+            key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
+            if key not in datasets:
+                datasets[key] = _checked_data(config, str(path))
+            else:
+                _check_model(config, datasets[key])
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except (DatasetError, ModelError) as exc:
+        _err(f"{path}: {exc}")
+        return EXIT_BAD_INPUT
+    runs_dir = args.runs_dir or default_runs_dir()
+    group_id, folder = create_group(runs_dir, path.stem, axes)
+    gpus = _gpu_count()
+    run_dirs = []
+    for index, (config, swept) in enumerate(combos):
+        if args.jobs > 1 and gpus > 1 and config.device in ("auto", "cuda"):
+            config.device = f"cuda:{index % gpus}"
+        run_dir = create_run(config, runs_dir, preset=path.stem, group=group_id)
+        add_run(folder, run_dir, swept)
+        run_dirs.append(run_dir)
+    print(folder, flush=True)
+    if args.jobs == 1:
+        states = []
+        for run_dir, (config, _) in zip(run_dirs, combos):
+            key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
+            code = _execute_with_progress(run_dir, args.quiet, args.checkpoint_every,
+                                          data=datasets[key].to(resolve_device(config.device)))
+            states.append(code)
+            if code == EXIT_INTERRUPTED:
+                break
+        code = max(states) if states else EXIT_OK
+    else:
+        from lth_tui.progress import run_parallel
+
+        stop = _StopFlag()
+        stop.install()
+        finished = run_parallel(run_dirs, args.jobs, stop, quiet=args.quiet)
+        code = EXIT_INTERRUPTED if stop.requested else (EXIT_OK if all(s == "done" for s in finished) else EXIT_FAILED)
+    print(f"group: {folder}  (lth-tui export {folder} --format md)", flush=True)
+    return code
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _check_model(config: Any, data: Any) -> None:
@@ -201,12 +289,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from engine.store import StoreError
+    from engine.store import StoreError, default_runs_dir
 
-    from lth_tui.export import ExportError, export
+    from lth_tui.export import ExportError, export, export_group
+    from lth_tui.sweeps import find_group
 
+    output = Path(args.output) if args.output and args.output != "-" else args.output
+    group = find_group(args.run_dir, args.runs_dir or default_runs_dir())
     try:
-        result = export(args.run_dir, args.format, Path(args.output) if args.output and args.output != "-" else args.output)
+        if group is not None:
+            result = export_group(group, args.format, output)
+        else:
+            result = export(args.run_dir, args.format, output)
     except (StoreError, ExportError) as exc:
         _err(f"{args.run_dir}: {exc}")
         return EXIT_BAD_INPUT

@@ -136,3 +136,89 @@ def export(run_dir: Path, fmt: str, output: Path | None = None) -> Path | str:
     target = Path(output) if output else run_dir / f"export.{fmt}"
     target.write_text(text, encoding="utf-8")
     return target
+
+
+def _run_label(swept: dict[str, Any]) -> str:
+    return ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items())
+
+
+def group_markdown(folder: Path) -> str:
+    """All runs of a sweep side by side: one summary row per run, then the curves per round."""
+    from lth_tui.sweeps import read_group
+
+    group = read_group(folder)
+    entries = []
+    for entry in group["runs"]:
+        run_dir = Path(entry["run_dir"])
+        try:
+            summary, state = read_summary(run_dir), read_status(run_dir)["state"]
+        except Exception as exc:  # a damaged member must not hide the others
+            summary, state = None, f"damaged: {exc}"
+        entries.append((entry, run_dir, summary, state))
+    axes = ", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in group.get("axes", {}).items())
+    lines = [f"# sweep {group['group']}", "", f"- preset: {group.get('preset', '')}", f"- swept: {axes}", "",
+             "| run | " + " | ".join(group.get("axes", {})) + " | state | best acc % | at weights % | last round acc % | last weights % |",
+             "|---|" + "---|" * len(group.get("axes", {})) + "---|---:|---:|---:|---:|"]
+    for entry, run_dir, summary, state in entries:
+        values = " | ".join(str(entry["swept"].get(k, "")) for k in group.get("axes", {}))
+        curve = summary.get("curve", []) if summary else []
+        if curve:
+            best = max(curve, key=lambda p: p["test_accuracy_mean"])
+            last = curve[-1]
+            figures = (f"{_mean_std(best, 'test_accuracy')} | {_pct(best['weights_remaining'])} | "
+                       f"{_mean_std(last, 'test_accuracy')} | {_pct(last['weights_remaining'])}")
+        else:
+            figures = "– | – | – | –"
+        lines.append(f"| {run_dir.name} | {values} | {state} | {figures} |")
+    rounds = sorted({p["round"] for _, _, s, _ in entries if s for p in s.get("curve", [])})
+    if rounds:
+        lines += ["", "Test accuracy % at early stop (mean ± std over trials) and weights remaining %, per round:", "",
+                  "| round | " + " | ".join(_run_label(e["swept"]) for e, _, _, _ in entries) + " |",
+                  "|---:|" + "---:|" * len(entries)]
+        for r in rounds:
+            cells = []
+            for _, _, summary, _ in entries:
+                point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
+                cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def group_csv(folder: Path) -> str:
+    """Every round of every run of a sweep, with the swept values as columns."""
+    from lth_tui.sweeps import read_group
+
+    group = read_group(folder)
+    keys = list(group.get("axes", {}))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", *keys, *ROUND_COLUMNS])
+    for entry in group["runs"]:
+        run_dir = Path(entry["run_dir"])
+        summary = read_summary(run_dir)
+        for t, trial in enumerate(summary["trials"]):
+            for rec in trial["rounds"]:
+                writer.writerow([run_dir.name, *(entry["swept"].get(k) for k in keys), t, trial["seed"],
+                                 *(rec.get(c) for c in ROUND_COLUMNS[2:])])
+    return out.getvalue()
+
+
+def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Path | str:
+    """Like export() for a sweep group; files default into the group folder."""
+    from lth_tui.sweeps import group_json, read_group
+
+    if fmt not in FORMATS:
+        raise ExportError(f"--format {fmt!r} is not allowed; formats: {', '.join(FORMATS)}")
+    folder = Path(folder)
+    if fmt == "png":
+        if str(output) == "-":
+            raise ExportError("png cannot be written to standard output; give -o FILE.png")
+        target = Path(output) if output else folder / "export.png"
+        to_png([Path(e["run_dir"]) for e in read_group(folder)["runs"]], target)
+        return target
+    text = {"md": group_markdown, "json": group_json, "csv": group_csv}[fmt](folder)
+    if str(output) == "-":
+        return text
+    target = Path(output) if output else folder / f"export.{fmt}"
+    target.write_text(text, encoding="utf-8")
+    return target

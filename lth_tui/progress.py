@@ -71,3 +71,62 @@ class ProgressView:
                           f"{100 * p['test_accuracy_std']:.2f}", f"{p['early_stop_iteration_mean']:.0f}",
                           f"{100 * p['supermask_accuracy_mean']:.2f}", str(p["n"]))
         self.console.print(table)
+
+
+def run_parallel(run_dirs: list[Path], jobs: int, stop: Any, quiet: bool = False) -> list[str]:
+    """Runs the run dirs as child runners, `jobs` at a time, one bar each from their events.
+
+    Children get an even share of the CPU threads so N parallel CPU runs do not oversubscribe.
+    A stop request (Ctrl-C) is passed on as SIGTERM: each child checkpoints and is resumable.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine.store import StoreError, read_events, read_status
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+    pending = list(run_dirs)
+    active: dict[Path, tuple[subprocess.Popen, Any, int]] = {}
+    states: dict[Path, str] = {}
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
+                        TimeRemainingColumn(), console=console, disable=quiet)
+    stopping = False
+    with progress:
+        while pending or active:
+            if stop() and not stopping:
+                stopping = True
+                pending.clear()
+                for proc, _, _ in active.values():
+                    proc.send_signal(signal.SIGTERM)
+            while pending and len(active) < jobs:
+                run_dir = pending.pop(0)
+                with open(run_dir / "runner.log", "ab") as log:
+                    proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                task = progress.add_task(run_dir.name, total=None, note="starting")
+                active[run_dir] = (proc, task, 0)
+            for run_dir, (proc, task, offset) in list(active.items()):
+                events, offset = read_events(run_dir, offset)
+                active[run_dir] = (proc, task, offset)
+                for event in events:
+                    if event["event"] == "run_start":
+                        progress.update(task, total=event["iterations"] * event["rounds"] * event["trials"],
+                                        completed=event.get("rounds_done", 0) * event["iterations"])
+                        progress.tasks[task].fields["per_round"] = (event["iterations"], event["rounds"])
+                    elif event["event"] == "eval":
+                        its, rounds = progress.tasks[task].fields.get("per_round", (1, 1))
+                        progress.update(task, completed=(event["trial"] * rounds + event["round"]) * its + event["iteration"],
+                                        note=f"r{event['round']} acc {100 * event['test_accuracy']:.1f}%")
+                if proc.poll() is not None:
+                    try:
+                        states[run_dir] = read_status(run_dir)["state"]
+                    except StoreError:
+                        states[run_dir] = "failed"
+                    progress.update(task, note=states[run_dir])
+                    del active[run_dir]
+            time.sleep(0.2)
+    return [states.get(d, "cancelled") for d in run_dirs]

@@ -1,0 +1,1 @@
+"""Reusable Textual widgets: plotext plots and the mask heatmap."""
