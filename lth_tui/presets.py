@@ -15,15 +15,14 @@ from engine.config import ConfigError, ExperimentConfig, load_config
 
 
 def builtin_dir() -> Path:
-    """The presets shipped with the package (the repo's presets/ in a source checkout)."""
-    try:
-        from importlib.resources import files
+    """The presets shipped with the package (the repo's presets/ in a source checkout).
 
-        root = Path(str(files("lth_tui.builtin_presets")))
-        if root.is_dir():
-            return root
-    except ModuleNotFoundError:
-        pass
+    An installed wheel maps presets/ to lth_tui/builtin_presets; a checkout run from source
+    or an editable install finds the repo folder beside the package.
+    """
+    installed = Path(__file__).resolve().parent / "builtin_presets"
+    if installed.is_dir():
+        return installed
     return Path(__file__).resolve().parent.parent / "presets"
 
 
