@@ -1,0 +1,517 @@
+"""The lth-tui Textual app: Setup, Run and Runs screens over the engine's run store.
+
+Layout of the package (Harlequin-style): this module holds the app — modes, the workers for
+every blocking call (each in a named group, `exit_on_error=False`, failures reported by the
+one `on_worker_state_changed` below), the follower threads (one per followed run) and the
+quit flow; screens/ holds the screens, components/ the plot and heatmap widgets, messages.py
+every message, commands.py the command palette, app.tcss the one stylesheet.
+
+Runs are never executed here: `engine.runner.spawn` starts a detached child, so a run keeps
+going when the app quits or the SSH link drops, and the app follows the run dir's files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from engine.store import default_runs_dir
+from lth_tui.commands import LthCommands
+from lth_tui.export import FORMATS
+from lth_tui.follower import RunFollower
+from lth_tui.messages import RunEvents, RunOpened, RunStatus
+from lth_tui.screens.run import RunScreen
+from lth_tui.screens.runs import RunsScreen
+from lth_tui.screens.setup import SetupScreen
+
+RESUMABLE = ("cancelled", "interrupted", "failed")
+
+
+class LthApp(App[int]):
+    """Set up, launch, watch, compare and export lottery-ticket runs."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "lth-tui"
+    SUB_TITLE = "lottery-ticket workbench"
+    COMMANDS = App.COMMANDS | {LthCommands}
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("f2", "switch_mode('setup')", "Setup", id="app.setup"),
+        Binding("f3", "switch_mode('run')", "Run", id="app.run"),
+        Binding("f4", "switch_mode('runs')", "Runs", id="app.runs"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, runs_dir: Path | str | None = None) -> None:
+        super().__init__()
+        self.runs_dir = Path(runs_dir).expanduser() if runs_dir else default_runs_dir()
+        self.processes: dict[Path, Any] = {}  # runner children this app spawned
+        self.followers: dict[Path, RunFollower] = {}
+        self.alive: dict[Path, bool] = {}  # from the followers' status reads
+        self.preset_infos: list[Any] = []
+        self.run_infos: list[Any] = []
+        self._on_success: dict[Worker, Callable[[Any], None]] = {}
+        self._on_error: dict[Worker, Callable[[BaseException], None]] = {}
+        self.setup_screen = SetupScreen()
+        self.run_screen = RunScreen()
+        self.runs_screen = RunsScreen()
+        self.add_mode("setup", lambda: self.setup_screen)
+        self.add_mode("run", lambda: self.run_screen)
+        self.add_mode("runs", lambda: self.runs_screen)
+
+    def on_mount(self) -> None:
+        self.switch_mode("setup")
+        self.set_interval(1.0, self._reap)
+        self.list_runs(self._announce_live)
+
+    def on_unmount(self) -> None:
+        for follower in self.followers.values():
+            follower.stop()
+
+    def _announce_live(self, infos: list[Any]) -> None:
+        live = [i for i in infos if i.state == "running"]
+        if live:
+            self.notify(f"{len(live)} run(s) still training in {self.runs_dir} — F4 to see them",
+                        title="runs in the background")
+
+    # -- workers: every blocking call goes through here ----------------------------------------
+
+    def start_worker(self, fn: Callable[..., Any], *args: Any, name: str, group: str, exclusive: bool = False,
+                     on_success: Callable[[Any], None] | None = None,
+                     on_error: Callable[[BaseException], None] | None = None) -> Worker:
+        """A thread worker in a named group; its result goes to on_success on the UI thread."""
+        worker = self.run_worker(lambda: fn(*args), name=name, group=group, exclusive=exclusive, exit_on_error=False,
+                                 thread=True)
+        if on_success is not None:
+            self._on_success[worker] = on_success
+        if on_error is not None:
+            self._on_error[worker] = on_error
+        return worker
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker results and failures land."""
+        worker = event.worker
+        if event.state == WorkerState.SUCCESS:
+            self._on_error.pop(worker, None)
+            callback = self._on_success.pop(worker, None)
+            if callback is not None:
+                callback(worker.result)
+        elif event.state == WorkerState.ERROR:
+            self._on_success.pop(worker, None)
+            error = worker.error
+            self.log.error(f"worker {worker.group}/{worker.name} failed: {error!r}")
+            self.notify(str(error) or type(error).__name__, title=f"{worker.name} failed", severity="error", timeout=10)
+            callback = self._on_error.pop(worker, None)
+            if callback is not None and error is not None:
+                callback(error)
+        elif event.state == WorkerState.CANCELLED:
+            self._on_success.pop(worker, None)
+            self._on_error.pop(worker, None)
+
+    # presets
+
+    def load_preset_list(self, done: Callable[[list[Any]], None]) -> None:
+        from lth_tui.presets import list_presets
+
+        def listed(infos: list[Any]) -> None:
+            self.preset_infos = infos
+            done(infos)
+
+        self.start_worker(list_presets, name="list presets", group="presets", on_success=listed)
+
+    def load_preset(self, name: str, done: Callable[[Any], None]) -> None:
+        from lth_tui.presets import load_preset
+
+        self.start_worker(load_preset, name, name=f"load preset {name}", group="presets", exclusive=True, on_success=done)
+
+    def save_preset(self, target: Path, text: str, done: Callable[[Any], None]) -> None:
+        def write() -> Path:
+            from lth_tui.presets import load_preset
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+            load_preset(str(target))  # read it back: what was saved must load
+            return target
+
+        self.start_worker(write, name="save preset", group="presets", on_success=done)
+
+    # runs list, summaries, tensors
+
+    def list_runs(self, done: Callable[[list[Any]], None]) -> None:
+        def read() -> list[Any]:
+            from engine.store import StoreError, list_runs, read_status
+
+            from lth_tui.follower import runner_alive
+
+            infos = list_runs(self.runs_dir)
+            for info in infos:
+                # A run dir whose child has not written its pid yet is starting, not interrupted.
+                if info.state == "interrupted":
+                    try:
+                        if runner_alive(read_status(info.path)):
+                            info.state = "running"
+                    except StoreError:
+                        pass
+            return infos
+
+        def listed(infos: list[Any]) -> None:
+            self.run_infos = infos
+            done(infos)
+
+        self.start_worker(read, name="list runs", group="runs-list", exclusive=True, on_success=listed)
+
+    def read_summaries(self, run_dirs: list[Path], done: Callable[[Any], None]) -> None:
+        def read() -> list[tuple[Path, Any, str]]:
+            from engine.store import StoreError, read_summary
+
+            out = []
+            for run_dir in run_dirs:
+                try:
+                    out.append((run_dir, read_summary(run_dir), ""))
+                except StoreError as exc:
+                    out.append((run_dir, None, str(exc)))
+            return out
+
+        self.start_worker(read, name="read summaries", group="summaries", on_success=done)
+
+    def load_mask(self, run_dir: Path, trial: int, round_: int, layer: str, image_shape: Any,
+                  done: Callable[[Any], None]) -> None:
+        from lth_tui.screens.run import mask_matrix
+
+        self.start_worker(mask_matrix, run_dir, trial, round_, layer, image_shape, name="load mask", group="tensors",
+                          exclusive=True, on_success=done)
+
+    # starting, resuming, stopping, deleting
+
+    def launch_run(self, config: Any, preset: str, done: Callable[[bool], None]) -> None:
+        """Creates the run dir and spawns the runner child, then follows it on the Run screen."""
+        runs_dir = self.runs_dir
+
+        def launch() -> tuple[Path, Any]:
+            from engine.runner import spawn
+            from engine.store import create_run
+
+            check_model(config)
+            run_dir = create_run(config, runs_dir, preset=preset)
+            return run_dir, spawn(run_dir)
+
+        def launched(result: tuple[Path, Any]) -> None:
+            run_dir, process = result
+            self.processes[run_dir] = process
+            self.notify(f"{run_dir.name} started (pid {process.pid})", title="run started")
+            done(True)
+            self.open_run(run_dir)
+
+        self.start_worker(launch, name="start run", group="launch", on_success=launched, on_error=lambda e: done(False))
+
+    def resume_run(self, run_dir: Path) -> None:
+        def resume() -> tuple[Path, Any]:
+            from engine.runner import spawn
+            from engine.store import read_config, read_status
+
+            from lth_tui.follower import runner_alive
+
+            read_config(run_dir)
+            status = read_status(run_dir)
+            if status["state"] == "done":
+                raise RuntimeError(f"{run_dir.name} is already done; nothing to resume")
+            if runner_alive(status):
+                raise RuntimeError(f"{run_dir.name} is still running (pid {status.get('pid')})")
+            return run_dir, spawn(run_dir)
+
+        def resumed(result: tuple[Path, Any]) -> None:
+            path, process = result
+            self.processes[path] = process
+            self.notify(f"{path.name} resumed (pid {process.pid})", title="run resumed")
+            self.open_run(path)
+
+        self.start_worker(resume, name="resume run", group="launch", on_success=resumed)
+
+    def start_control(self, run_dir: Path) -> None:
+        """The random-reinit control of a run: its config with mask1 = random_reinit, overlaid."""
+        runs_dir = self.runs_dir
+
+        def launch() -> tuple[Path, Any]:
+            from engine.runner import spawn
+            from engine.store import create_run, read_config, read_status
+
+            config = read_config(run_dir)
+            if config.prune.mask1 == "random_reinit":
+                raise RuntimeError(f"{run_dir.name} already re-initialises randomly; it is a control itself")
+            preset = str(read_status(run_dir).get("preset") or config.name)
+            control = dataclasses.replace(config, prune=dataclasses.replace(config.prune, mask1="random_reinit"))
+            new_dir = create_run(control, runs_dir, preset=f"{preset}-reinit")
+            return new_dir, spawn(new_dir)
+
+        def launched(result: tuple[Path, Any]) -> None:
+            new_dir, process = result
+            self.processes[new_dir] = process
+            self.notify(f"{new_dir.name} started and overlaid", title="random-reinit control")
+            if self.run_screen.model is not None and self.run_screen.model.run_dir == run_dir:
+                self.run_screen.set_overlay(new_dir)
+
+        self.start_worker(launch, name="start control", group="launch", on_success=launched)
+
+    def confirm_cancel(self, run_dir: Path) -> None:
+        from lth_tui.screens.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+
+            def stop() -> bool:
+                from engine.runner import request_stop
+
+                if not request_stop(run_dir):
+                    raise RuntimeError(f"{run_dir.name} has no live runner to stop")
+                return True
+
+            self.start_worker(stop, name="cancel run", group="cancel",
+                              on_success=lambda _: self.notify(f"{run_dir.name}: stop requested; it checkpoints and "
+                                                               "can be resumed (r)", title="cancelling"))
+
+        self.push_screen(ConfirmDialog("Cancel run", f"Stop {run_dir.name}?\n\nThe runner checkpoints and the run "
+                                       "stays resumable (r on the Run or Runs screen).", yes="Stop run", no="Keep running"),
+                         answer)
+
+    def confirm_delete(self, run_dir: Path) -> None:
+        from lth_tui.screens.dialogs import ConfirmDialog
+
+        info = next((i for i in self.run_infos if i.path == run_dir), None)
+        if info is not None and info.state == "running":
+            self.notify(f"{run_dir.name} is running; cancel it first (x)", title="not deleted", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+
+            def delete() -> Path:
+                from engine.store import StoreError, read_status
+
+                from lth_tui.follower import runner_alive
+
+                try:
+                    status = read_status(run_dir)
+                except StoreError:
+                    status = None
+                if runner_alive(status, grace=False):
+                    raise RuntimeError(f"{run_dir.name} is running; cancel it first")
+                shutil.rmtree(run_dir)
+                return run_dir
+
+            def deleted(path: Path) -> None:
+                self.notify(f"deleted {path.name}", title="run deleted")
+                self.run_screen.clear_run(path)
+                self.runs_screen.action_refresh()
+
+            self.start_worker(delete, name="delete run", group="delete", on_success=deleted)
+
+        self.push_screen(ConfirmDialog("Delete run", f"Delete {run_dir.name} and every file in it?\n{run_dir}",
+                                       yes="Delete"), answer)
+
+    # export
+
+    def export_dialog(self, run_dirs: list[Path], formats: tuple[str, ...] = FORMATS) -> None:
+        from lth_tui.screens.dialogs import ExportDialog
+
+        run_dirs = list(run_dirs)
+        if len(run_dirs) == 1:
+            defaults = {fmt: run_dirs[0] / f"export.{fmt}" for fmt in formats}
+            what = f"Export {run_dirs[0].name}"
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            defaults = {fmt: (self.runs_dir / f"compare-{stamp}.png" if fmt == "png" else Path(f"<run dir>/export.{fmt}"))
+                        for fmt in formats}
+            what = (f"Export {len(run_dirs)} runs: png puts them on one plot; md, json and csv write one file "
+                    "into each run dir")
+
+        def chosen(result: tuple[str, Path] | None) -> None:
+            if result is not None:
+                self.export(run_dirs, *result)
+
+        self.push_screen(ExportDialog(what, defaults, formats), chosen)
+
+    def export(self, run_dirs: list[Path], fmt: str, path: Path) -> None:
+        def write() -> list[Path]:
+            from lth_tui.export import export, to_png
+
+            if len(run_dirs) > 1 and fmt == "png":
+                path.parent.mkdir(parents=True, exist_ok=True)
+                to_png(run_dirs, path)
+                return [path]
+            if len(run_dirs) > 1:
+                return [Path(export(d, fmt, None)) for d in run_dirs]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return [Path(export(run_dirs[0], fmt, path))]
+
+        def written(paths: list[Path]) -> None:
+            shown = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files, e.g. {paths[0]}"
+            self.notify(f"wrote {shown}", title=f"exported {fmt}", timeout=8)
+
+        self.start_worker(write, name=f"export {fmt}", group="export", on_success=written)
+
+    def pick_run(self, title: str, exclude: Path | None, done: Callable[[Any], None]) -> None:
+        from lth_tui.screens.dialogs import RunPicker
+
+        def listed(infos: list[Any]) -> None:
+            choices = [i for i in infos if i.path != exclude and i.state != "damaged"]
+            self.push_screen(RunPicker(title, choices), done)
+
+        self.list_runs(listed)
+
+    # -- following runs ---------------------------------------------------------------------
+
+    def open_run(self, run_dir: Path) -> None:
+        """Shows a run on the Run screen (following it live if it is still running)."""
+        self.run_screen.show_run(Path(run_dir))
+        self.switch_mode("run")
+
+    def set_followed(self, run_dirs: list[Path], tokens: dict[Path, int]) -> None:
+        """One reader thread per followed run: starts the missing ones, stops the rest."""
+        for path, follower in list(self.followers.items()):
+            if path not in run_dirs or follower.token != tokens.get(path):
+                follower.stop()
+                del self.followers[path]
+        for path in run_dirs:
+            if path not in self.followers:
+                follower = RunFollower(path, self, token=tokens.get(path, 0))
+                self.followers[path] = follower
+                follower.start()
+
+    def on_run_opened(self, message: RunOpened) -> None:
+        self.run_screen.feed_opened(message)
+
+    def on_run_events(self, message: RunEvents) -> None:
+        self.run_screen.feed_events(message)
+        if message.run_dir in self.processes:
+            for event in message.events:
+                if event.get("event") == "run_end" and event.get("state") == "done":
+                    self.notify(f"{message.run_dir.name} finished", title="run done")
+                elif event.get("event") == "error":
+                    self.notify(str(event.get("message")), title=f"{message.run_dir.name} failed", severity="error",
+                                timeout=15)
+
+    def on_run_status(self, message: RunStatus) -> None:
+        follower = self.followers.get(message.run_dir)
+        if follower is not None and follower.token == message.token:
+            self.alive[message.run_dir] = message.alive
+        self.run_screen.feed_status(message)
+
+    def _reap(self) -> None:
+        """Collects finished runner children (so a crashed one does not linger as a zombie)."""
+        for path, process in list(self.processes.items()):
+            if process.poll() is not None:
+                del self.processes[path]
+
+    def live_runs(self) -> list[Path]:
+        """Runs that would be left running on quit: spawned here, or followed and alive."""
+        live = [p for p, proc in self.processes.items() if proc.poll() is None]
+        live += [p for p, alive in self.alive.items() if alive and p in self.followers and p not in live]
+        return live
+
+    # -- actions (keys and command palette) -------------------------------------------------
+
+    def action_help(self) -> None:
+        from lth_tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        from lth_tui.screens.dialogs import QuitDialog
+
+        live = self.live_runs()
+        if not live:
+            self.exit(0)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "leave":
+                self.exit(0)
+            elif choice == "stop":
+                def stop_all() -> int:
+                    from engine.runner import request_stop
+
+                    return sum(bool(request_stop(p)) for p in live)
+
+                self.start_worker(stop_all, name="stop runs", group="cancel", on_success=lambda _: self.exit(0),
+                                  on_error=lambda _: self.exit(0))
+
+        self.push_screen(QuitDialog([p.name for p in live]), chosen)
+
+    def action_start_run(self) -> None:
+        self.switch_mode("setup")
+        self.setup_screen.action_start()
+
+    def action_save_preset(self) -> None:
+        self.switch_mode("setup")
+        self.setup_screen.action_save_preset()
+
+    def action_load_preset(self, name: str) -> None:
+        self.switch_mode("setup")
+        self.setup_screen.load_preset(name)
+
+    def action_edit_field(self, key: str) -> None:
+        self.switch_mode("setup")
+        self.call_after_refresh(self.setup_screen.focus_field, key)
+
+    def action_cancel_current(self) -> None:
+        if self.run_screen.model is None:
+            self.notify("no run is open", severity="warning")
+            return
+        self.confirm_cancel(self.run_screen.model.run_dir)
+
+    def action_resume_current(self) -> None:
+        if self.run_screen.model is None:
+            self.notify("no run is open", severity="warning")
+            return
+        self.resume_run(self.run_screen.model.run_dir)
+
+    def action_export_current(self) -> None:
+        if self.run_screen.model is None:
+            self.notify("no run is open; pick one on the Runs screen (F4)", severity="warning")
+            return
+        self.export_dialog([self.run_screen.model.run_dir])
+
+    def action_overlay(self) -> None:
+        self.switch_mode("run")
+        self.run_screen.action_overlay()
+
+    def action_control(self) -> None:
+        self.switch_mode("run")
+        self.run_screen.action_control()
+
+    def action_compare(self) -> None:
+        self.switch_mode("runs")
+        self.runs_screen.action_compare()
+
+    def action_refresh_runs(self) -> None:
+        self.runs_screen.action_refresh()
+
+
+def check_model(config: Any) -> None:
+    """Builds the model once (on the CPU) so a model that cannot take the dataset fails before a run dir exists."""
+    from engine.datasets import DATASETS
+    from engine.models import build_model
+    from engine.training import generator
+
+    spec = DATASETS[config.data.name]
+    build_model(config.model.name, input_shape=spec.input_shape, num_classes=spec.num_classes,
+                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
+
+
+def run_app(runs_dir: Path | str | None = None) -> int:
+    """Runs the app until it quits; the exit code for the shell."""
+    app = LthApp(runs_dir)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,64 @@
+"""The command palette (ctrl+p): every action of the app by name.
+
+Preset and run names come from the app's cached lists (refreshed by workers), so opening the
+palette never reads the disk on the UI thread.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+Command = tuple[str, str, Callable[[], Any]]
+
+
+def app_commands(app: Any) -> list[Command]:
+    """(name, help, callback) for everything the app can do right now."""
+    commands: list[Command] = [
+        ("Screen: Setup", "pick a preset, edit the config, start a run (F2)", partial(app.switch_mode, "setup")),
+        ("Screen: Run", "the followed run: curves, layers, masks, log (F3)", partial(app.switch_mode, "run")),
+        ("Screen: Runs", "every run in the store (F4)", partial(app.switch_mode, "runs")),
+        ("Help: keys", "every key of every screen (F1)", app.action_help),
+        ("Start run", "launch the config on the Setup screen", app.action_start_run),
+        ("Save config as preset", "write the Setup config to a preset file", app.action_save_preset),
+        ("Cancel run", "stop the followed run (it checkpoints and stays resumable)", app.action_cancel_current),
+        ("Resume run", "continue the followed run if it was cancelled or interrupted", app.action_resume_current),
+        ("Export run", "write the followed run as md, json, csv or png", app.action_export_current),
+        ("Overlay a run", "draw another run's curve beside the followed one", app.action_overlay),
+        ("Start random-reinit control", "same config with mask-1 = random_reinit, overlaid", app.action_control),
+        ("Compare marked runs", "the marked runs of the Runs screen on one plot", app.action_compare),
+        ("Refresh runs", "re-read the runs dir", app.action_refresh_runs),
+        ("Quit", "leave lth-tui (asks about live runs)", app.action_quit),
+    ]
+    for info in app.preset_infos:
+        commands.append((f"Load preset {info.name}", info.error or info.description or str(info.path),
+                         partial(app.action_load_preset, info.name)))
+    for info in app.run_infos:
+        best = "" if info.best_accuracy is None else f", best {100 * info.best_accuracy:.2f}%"
+        commands.append((f"Open run {info.run_id}", f"{info.state}{best}", partial(app.open_run, info.path)))
+    for key in app.setup_screen.keys:
+        allowed = app.setup_screen.choices.get(key)
+        commands.append((f"Edit {key}", "one of: " + ", ".join(allowed) if allowed else "jump to this field on the Setup screen",
+                         partial(app.action_edit_field, key)))
+    for theme in sorted(app.available_themes):
+        commands.append((f"Theme: {theme}", "switch the colour theme", partial(setattr, app, "theme", theme)))
+    return commands
+
+
+class LthCommands(Provider):
+    """Every lth-tui action, preset and run for the command palette."""
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in app_commands(self.app):
+            if name.startswith(("Open run", "Theme:", "Load preset", "Edit ")):
+                continue
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in app_commands(self.app):
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, text=name, help=help_text)

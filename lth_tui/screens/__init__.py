@@ -1,0 +1,1 @@
+"""The app's screens: Setup, Run, Runs (+ Compare), Help and the small dialogs."""

@@ -1,0 +1,237 @@
+"""Small modal dialogs: confirm, quit with live runs, a text prompt, export, pick a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, RadioButton, RadioSet, Static
+from textual.widgets.option_list import Option
+
+from lth_tui.export import FORMATS
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question; Escape and the default button answer no."""
+
+    BINDINGS = [
+        Binding("escape", "answer(False)", "No", id="dialog.no"),
+        Binding("y", "answer(True)", "Yes", id="dialog.yes"),
+        Binding("n", "answer(False)", "No", show=False, id="dialog.no_key"),
+    ]
+
+    def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No", default_yes: bool = False) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text, self.message, self.yes, self.no, self.default_yes = title, message, yes, no, default_yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as box:
+            box.border_title = self.title_text
+            yield Static(self.message, classes="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="error" if not self.default_yes else "primary", compact=True)
+                yield Button(f"{self.no} (n)", id="no", variant="default", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#yes" if self.default_yes else "#no").focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Quitting with live runs: leave them running (default), stop them, or stay."""
+
+    BINDINGS = [
+        Binding("escape", "choose(None)", "Stay", id="quit.stay"),
+        Binding("l", "choose('leave')", "Leave running", id="quit.leave"),
+        Binding("s", "choose('stop')", "Stop runs", id="quit.stop"),
+    ]
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.run_ids = run_ids
+
+    def compose(self) -> ComposeResult:
+        n = len(self.run_ids)
+        names = "\n".join(f"  • {r}" for r in self.run_ids[:5]) + ("\n  …" if n > 5 else "")
+        with Vertical(classes="dialog") as box:
+            box.border_title = "Quit lth-tui"
+            yield Static(f"{n} run{'s' if n != 1 else ''} still training:\n{names}\n\n"
+                         "Leave them running in the background (reopen lth-tui to follow them again), "
+                         "or stop them (they checkpoint and can be resumed)?", classes="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Leave running (l)", id="leave", variant="primary", compact=True)
+                yield Button("Stop (s)", id="stop", variant="error", compact=True)
+                yield Button("Stay (esc)", id="stay", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#leave").focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(None if event.button.id == "stay" else event.button.id)
+
+    def action_choose(self, choice: str | None) -> None:
+        self.dismiss(choice)
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """Asks for one line of text; Enter accepts, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+
+    def __init__(self, title: str, message: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text, self.message, self.value, self.placeholder = title, message, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as box:
+            box.border_title = self.title_text
+            yield Static(self.message, classes="dialog-message")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input", compact=True)
+            yield Static("", id="prompt-error", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("OK (enter)", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._accept()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._accept()
+        else:
+            self.dismiss(None)
+
+    def _accept(self) -> None:
+        text = self.query_one(Input).value.strip()
+        if not text:
+            error = self.query_one("#prompt-error", Static)
+            error.update("a value is needed")
+            error.add_class("shown")
+            return
+        self.dismiss(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportDialog(ModalScreen[tuple[str, Path] | None]):
+    """Format (md, json, csv, png) and the file to write; the default lies in the run dir."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="export.cancel"),
+        Binding("m", "format('md')", "Markdown", id="export.md"),
+        Binding("j", "format('json')", "JSON", id="export.json"),
+        Binding("c", "format('csv')", "CSV", id="export.csv"),
+        Binding("p", "format('png')", "PNG", id="export.png"),
+    ]
+
+    def __init__(self, what: str, default_for: dict[str, Path], formats: tuple[str, ...] = FORMATS) -> None:
+        super().__init__(classes="dialog-screen")
+        self.what = what
+        self.default_for = default_for
+        self.formats = formats
+        self.fmt = formats[0]
+        self._edited = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as box:
+            box.border_title = "Export"
+            yield Static(self.what, classes="dialog-message")
+            with RadioSet(id="export-format", compact=True):
+                for i, fmt in enumerate(self.formats):
+                    yield RadioButton(f"{fmt} ({'j' if fmt == 'json' else fmt[0]})", value=i == 0, name=fmt, compact=True)
+            yield Label("write to:")
+            yield Input(str(self.default_for[self.fmt]), id="export-path", compact=True)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export (enter)", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#ok", Button).focus()
+
+    def action_format(self, fmt: str) -> None:
+        for button in self.query(RadioButton):
+            if button.name == fmt:
+                button.value = True
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        self.fmt = event.pressed.name or self.formats[event.index]
+        path_input = self.query_one("#export-path", Input)
+        current = Path(path_input.value)
+        if not self._edited or current in self.default_for.values():
+            path_input.value = str(self.default_for[self.fmt])
+            self._edited = False
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if Path(event.value) not in self.default_for.values():
+            self._edited = True
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._accept()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._accept()
+        else:
+            self.dismiss(None)
+
+    def _accept(self) -> None:
+        text = self.query_one("#export-path", Input).value.strip()
+        self.dismiss((self.fmt, Path(text).expanduser() if text else self.default_for[self.fmt]))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class RunPicker(ModalScreen[Any]):
+    """Pick one run from a list (for the overlay); "none" clears it. Returns a Path, "" or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="picker.cancel")]
+
+    def __init__(self, title: str, runs: list[Any], allow_none: bool = True) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.runs = runs
+        self.allow_none = allow_none
+
+    def compose(self) -> ComposeResult:
+        options: list[Option] = []
+        if self.allow_none:
+            options.append(Option("(no overlay)", id="-"))
+        for info in self.runs:
+            acc = "" if info.best_accuracy is None else f"  best {100 * info.best_accuracy:.1f}%"
+            options.append(Option(f"{info.run_id}  {info.state}  {info.criterion}{acc}", id=str(info.path)))
+        with Vertical(classes="dialog wide-dialog") as box:
+            box.border_title = self.title_text
+            yield OptionList(*options, id="picker-list")
+            yield Static("enter: choose   esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        key = event.option.id
+        self.dismiss("" if key == "-" else Path(str(key)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,334 @@
+"""Runs: every run in the store — open, compare, export, resume, cancel, delete.
+
+The list is read by `engine.store.list_runs` in a worker every 2 s while the screen is shown
+(and on F5); a damaged run dir is a row in state "damaged" with its reason, never a crash.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from lth_tui.components.plot import PlotSpec, PlotView, Series
+
+REFRESH_SECONDS = 2.0
+STATE_STYLES = {"running": "bold green", "done": "cyan", "failed": "bold red", "cancelled": "yellow",
+                "interrupted": "bold yellow", "damaged": "bold red"}
+METRICS = (
+    ("test_accuracy", "test accuracy at early stop (%)", 100.0),
+    ("early_stop_iteration", "early-stop iteration", 1.0),
+    ("test_accuracy_final", "final test accuracy (%)", 100.0),
+    ("supermask_accuracy", "supermask accuracy (%)", 100.0),
+)
+COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
+
+
+def short_id(run_id: str, preset: str) -> str:
+    """The run id without the preset slug (it has its own column)."""
+    parts = run_id.split("-")
+    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
+        return f"{parts[0][4:]}-{parts[1]}-{parts[-1]}" if len(parts[-1]) == 6 else f"{parts[0][4:]}-{parts[1]}-{parts[-2]}-{parts[-1]}"
+    return run_id
+
+
+class RunsScreen(Screen):
+    """The runs table with a detail line for the highlighted run."""
+
+    BINDINGS = [
+        Binding("enter", "open_run", "Open", id="runs.open", show=True),
+        Binding("space", "toggle_mark", "Mark", id="runs.mark", tooltip="Mark: select the run for compare / export"),
+        Binding("c", "compare", "Compare", id="runs.compare",
+                tooltip="Compare the marked runs (or the highlighted one) on one plot"),
+        Binding("e", "export", "Export", id="runs.export",
+                tooltip="Export the marked runs (png: one plot) or the highlighted one: md, json, csv, png"),
+        Binding("r", "resume", "Resume", id="runs.resume", tooltip="Resume a cancelled, interrupted or failed run"),
+        Binding("x", "cancel_run", "Cancel run", id="runs.cancel", tooltip="Cancel run: stop a live run after asking"),
+        Binding("d", "delete", "Delete", id="runs.delete", tooltip="Delete the run dir after asking (refused while running)"),
+        Binding("f5", "refresh", "Refresh", id="runs.refresh", tooltip="Refresh: re-read the runs dir (also every 2 s)"),
+        Binding("a", "mark_all", "Mark all", show=False, id="runs.mark_all", tooltip="Mark all / none"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="runs")
+        self.infos: list[Any] = []
+        self.marked: set[Path] = set()
+        self._columns_for: str = ""
+        self.listed = 0  # how many times the list was refreshed (tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="runs-title")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="run-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(REFRESH_SECONDS, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    def _tick(self) -> None:
+        if self.app.screen is self:
+            self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self.app.list_runs(self.show_runs)
+
+    # -- table -------------------------------------------------------------------------------
+
+    def show_runs(self, infos: list[Any]) -> None:
+        self.listed += 1
+        self.infos = infos
+        paths = {i.path for i in infos}
+        self.marked &= paths
+        table = self.query_one("#runs-table", DataTable)
+        wide = self.size.width >= 110
+        layout = "wide" if wide else "narrow"
+        keep = None
+        if table.row_count and table.cursor_row is not None and 0 <= table.cursor_row < table.row_count:
+            keep = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        if layout != self._columns_for:
+            table.clear(columns=True)
+            for label, key in self._columns(wide):
+                table.add_column(label, key=key)
+            self._columns_for = layout
+        else:
+            table.clear()
+        for info in infos:
+            table.add_row(*self._cells(info, wide), key=str(info.path))
+        if keep is not None and keep in {str(p) for p in paths}:
+            table.move_cursor(row=table.get_row_index(keep), animate=False)
+        self.query_one("#runs-title", Static).update(
+            Text.assemble(("Runs in ", "dim"), (str(self.app.runs_dir), "bold"),
+                          (f"   {len(infos)} run(s)" + (f", {len(self.marked)} marked" if self.marked else ""), "dim")))
+        self._show_detail()
+
+    @staticmethod
+    def _columns(wide: bool) -> list[tuple[str, str]]:
+        """At 80 columns the preset moves to the detail line, so the figures stay on screen."""
+        columns = [("✓", "mark"), ("run", "run"), ("state", "state")]
+        if wide:
+            columns.append(("preset", "preset"))
+        columns += [("criterion", "criterion"), ("best %", "best"), ("@ weights %" if wide else "@ wt %", "at"),
+                    ("rounds" if wide else "rnd", "rounds"), ("note", "note")]
+        return columns
+
+    def _cells(self, info: Any, wide: bool) -> list[Any]:
+        limit = 40 if wide else 13
+        acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
+        at = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
+        note = info.error or (f"group {info.group}" if info.group else "")
+        cells = {
+            "mark": Text("●", style="bold magenta") if info.path in self.marked else "",
+            "run": info.run_id if wide else short_id(info.run_id, info.preset),
+            "state": Text(info.state, style=STATE_STYLES.get(info.state, "")),
+            "preset": _trunc(info.preset, limit),
+            "criterion": _trunc(info.criterion, limit),
+            "best": Text(acc, justify="right"),
+            "at": Text(at, justify="right"),
+            "rounds": Text(str(info.rounds_done), justify="right"),
+            "note": Text(_trunc(note, 80), style="red" if info.state in ("damaged", "failed") else "dim"),
+        }
+        return [cells[key] for _, key in self._columns(wide)]
+
+    def on_resize(self, event: Any) -> None:
+        if self.infos:
+            self.show_runs(self.infos)
+
+    def highlighted(self) -> Any | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return next((i for i in self.infos if str(i.path) == key), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_run()
+
+    def _show_detail(self) -> None:
+        info = self.highlighted()
+        detail = self.query_one("#run-detail", Static)
+        if info is None:
+            detail.update(Text("No runs yet: start one from Setup (F2), or run `lth-tui run PRESET`.", style="dim"))
+            return
+        text = Text.assemble((info.run_id, "bold"), "  ", (info.state, STATE_STYLES.get(info.state, "")))
+        if info.preset:
+            text.append(f"  preset {info.preset}", style="dim")
+        if info.best_accuracy is not None:
+            text.append(f"  best {100 * info.best_accuracy:.2f}% at {100 * info.best_weights_remaining:.1f}% weights")
+        text.append(f"\n{info.path}", style="dim")
+        if info.error:
+            text.append(f"\n{info.error}", style="red")
+        detail.update(text)
+        self.refresh_bindings()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        info = self.highlighted() if self.is_mounted else None
+        if action in ("open_run", "toggle_mark", "export"):
+            return info is not None
+        if action == "delete":
+            return info is not None and info.state != "running"
+        if action == "resume":
+            return info is not None and info.state in ("cancelled", "interrupted", "failed")
+        if action == "cancel_run":
+            return info is not None and info.state == "running"
+        if action == "compare":
+            return bool(self.marked) or info is not None
+        return True
+
+    def action_open_run(self) -> None:
+        info = self.highlighted()
+        if info is None:
+            return
+        if info.state == "damaged":
+            self.app.notify(f"{info.run_id} is damaged: {info.error}", severity="warning")
+        self.app.open_run(info.path)
+
+    def action_toggle_mark(self) -> None:
+        info = self.highlighted()
+        if info is None:
+            return
+        self.marked ^= {info.path}
+        table = self.query_one("#runs-table", DataTable)
+        table.update_cell(str(info.path), "mark", Text("●", style="bold magenta") if info.path in self.marked else "")
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+        self.show_runs(self.infos)
+
+    def action_mark_all(self) -> None:
+        everything = {i.path for i in self.infos if i.state != "damaged"}
+        self.marked = set() if self.marked >= everything else everything
+        self.show_runs(self.infos)
+
+    def selection(self) -> list[Path]:
+        """Marked runs in list order, else the highlighted one."""
+        if self.marked:
+            return [i.path for i in self.infos if i.path in self.marked]
+        info = self.highlighted()
+        return [info.path] if info is not None else []
+
+    def action_compare(self) -> None:
+        runs = self.selection()
+        if not runs:
+            return
+        self.app.push_screen(CompareScreen(runs))
+
+    def action_export(self) -> None:
+        runs = self.selection()
+        if runs:
+            self.app.export_dialog(runs)
+
+    def action_resume(self) -> None:
+        info = self.highlighted()
+        if info is not None:
+            self.app.resume_run(info.path)
+
+    def action_cancel_run(self) -> None:
+        info = self.highlighted()
+        if info is not None:
+            self.app.confirm_cancel(info.path)
+
+    def action_delete(self) -> None:
+        info = self.highlighted()
+        if info is not None:
+            self.app.confirm_delete(info.path)
+
+
+def _trunc(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: str, scale: float) -> tuple[Series, ...]:
+    """One series per run with a curve: x = % weights remaining, y = the metric's mean ± std over trials."""
+    out = []
+    for index, (path, summary) in enumerate(summaries):
+        points = [p for p in (summary or {}).get("curve", []) if p.get(f"{metric}_mean") is not None]
+        if not points:
+            continue
+        config = (summary or {}).get("config", {})
+        prune = config.get("prune", {}) if isinstance(config, dict) else {}
+        label = f"{path.name[-6:]} {prune.get('criterion', '')}/{prune.get('mask1', '')}".strip()
+        out.append(Series(label, x=tuple(100 * p["weights_remaining"] for p in points),
+                          y=tuple(scale * p[f"{metric}_mean"] for p in points),
+                          yerr=tuple(scale * (p.get(f"{metric}_std") or 0.0) for p in points),
+                          color=COLORS[index % len(COLORS)]))
+    return tuple(out)
+
+
+class CompareScreen(Screen):
+    """Several runs on one plot; m cycles the metric, e exports them as one PNG."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="compare.back"),
+        Binding("m", "metric", "Metric", id="compare.metric"),
+        Binding("e", "export", "Export PNG", id="compare.export"),
+        Binding("f5", "reload", "Reload", id="compare.reload"),
+    ]
+
+    def __init__(self, run_dirs: list[Path]) -> None:
+        super().__init__(id="compare")
+        self.run_dirs = list(run_dirs)
+        self.summaries: list[tuple[Path, dict[str, Any] | None]] = []
+        self.metric = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield PlotView(PlotSpec(empty_message="reading summaries…"), id="compare-plot")
+        yield Static("", id="compare-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_reload()
+        self.set_interval(5.0, self._tick)
+
+    def _tick(self) -> None:
+        """Live runs grow a point per round: re-read while shown."""
+        if self.app.screen is self and any(i.state == "running" for i in self.app.run_infos if i.path in self.run_dirs):
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        self.app.read_summaries(self.run_dirs, self._loaded)
+
+    def _loaded(self, summaries: list[tuple[Path, dict[str, Any] | None, str]]) -> None:
+        self.summaries = [(p, s) for p, s, _ in summaries]
+        problems = [f"{p.name}: {e}" for p, _, e in summaries if e]
+        legend = self.query_one("#compare-legend", Static)
+        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · e: export PNG · esc: back", style="dim")
+        if problems:
+            text.append("\n" + "; ".join(problems), style="red")
+        legend.update(text)
+        self._draw()
+
+    def _draw(self) -> None:
+        key, label, scale = METRICS[self.metric]
+        self.query_one("#compare-plot", PlotView).set_plot(PlotSpec(
+            title=f"{label} vs weights remaining", xlabel="weights remaining (%)", ylabel=label,
+            series=compare_series(self.summaries, key, scale), xlog=True, xreverse=True, ylim=None,
+            empty_message="none of these runs has a finished round yet"))
+
+    @property
+    def spec(self) -> PlotSpec:
+        return self.query_one("#compare-plot", PlotView).spec
+
+    def action_metric(self) -> None:
+        self.metric = (self.metric + 1) % len(METRICS)
+        self._draw()
+
+    def action_export(self) -> None:
+        self.app.export_dialog(self.run_dirs, formats=("png",))
+
+    def action_close(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,63 @@
+"""Shared fixtures of the app tests: a tiny preset that trains in seconds, a private HOME."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+FAST_PRESET = """\
+name = "fast-test"
+description = "tiny digits run for the app tests"
+seed = 0
+trials = 1
+device = "cpu"
+
+[data]
+name = "digits"
+
+[model]
+name = "mlp"
+hidden = [32]
+
+[train]
+optimizer = "adam"
+lr = 2e-3
+batch_size = 60
+iterations = 60
+eval_every = 20
+
+[prune]
+rounds = 2
+criterion = "large_final"
+"""
+
+
+@pytest.fixture
+def preset_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """HOME and the working directory in tmp; the user preset dir holds fast-test.toml."""
+    home = tmp_path / "home"
+    presets = home / ".config" / "lth-tui" / "presets"
+    presets.mkdir(parents=True)
+    (presets / "fast-test.toml").write_text(FAST_PRESET, encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0, step: float = 0.1) -> None:
+    """Polls `condition` between pilot pauses until it is truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                await pilot.pause()  # let the screen settle before the test looks further
+                return
+        except Exception:  # widgets that are not mounted yet
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {getattr(condition, '__name__', condition)}")
+        await asyncio.sleep(step)  # the app keeps running meanwhile; cheaper than pilot.pause on a big screen
