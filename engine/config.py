@@ -24,8 +24,16 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine")
 STRATEGIES = ("iterative", "oneshot")
 LAYER_KINDS = ("conv", "fc", "output")
+# What a run does: iterative magnitude pruning, or training a mask over frozen weights
+# (Zhou et al.'s learned supermask, Ramanujan et al.'s edge-popup); see engine/supermasks.py.
+EXPERIMENTS = ("imp", "supermask", "edge-popup")
+SUPERMASK_WEIGHTS = ("init", "signed_constant")
+SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
-MACHINE_KEYS = ("device", "data.dir", "data.download")
+MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
+# parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
+PARALLEL_TRIALS = ("auto", "true", "false")
+AutoBool = bool | str
 
 
 class ConfigError(ValueError):
@@ -70,6 +78,11 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_iterations: Step = Step(0)
     eval_every: Step = Step(100)
+    # Fast paths (engine/training.py; measured by benchmarks/bench_fast_paths.py): torch.compile
+    # of the model, channels-last memory format for conv nets, bfloat16 autocast of the forward.
+    compile: bool = False
+    channels_last: bool = False
+    bf16: bool = False
 
 
 @dataclass
@@ -85,16 +98,46 @@ class PruneConfig:
 
 
 @dataclass
+class SupermaskConfig:
+    """Mask training over frozen weights (experiment = "supermask" or "edge-popup").
+
+    The optimizer, learning rate and schedule are the [train] section's, applied to the mask
+    logits / scores (the only trained tensors); train.iterations is the whole training, cut
+    into `rounds` equal segments whose end-of-segment masks are the run's round masks.
+    """
+
+    weights: str = "init"              # init: θ0 as drawn | signed_constant: σ_layer · sign(θ0)
+    rescale: bool = True               # multiply each layer by size / kept (Zhou's dynamic weight rescaling)
+    logit_init: float = 0.0            # supermask: initial mask logit (0 → keep probability 0.5)
+    k: float = 0.5                     # edge-popup: fraction of each layer's weights kept (top |score|)
+    score_init: str = "kaiming-uniform"  # edge-popup: kaiming-uniform (Ramanujan) | magnitude (|θ0|)
+    rounds: int = 5                    # segments of training recorded as rounds (mask, accuracy)
+
+
+@dataclass
+class AnalysisConfig:
+    """Extra measurements an IMP run can make per round."""
+
+    lmc: bool = False                  # linear mode connectivity of two copies of each round's training
+    lmc_points: int = 21               # interpolation points, both ends included
+    lmc_stable_threshold: float = 0.02  # error barrier below this counts as stable (Frankle et al.: 2%)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "custom"
     description: str = ""
     seed: int = 0
     trials: int = 1
     device: str = "auto"
+    parallel_trials: AutoBool = "auto"  # train the trials as one batched model: auto | true | false
+    experiment: str = "imp"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    supermask: SupermaskConfig = field(default_factory=SupermaskConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain TOML/JSON-ready values; steps keep their unit ("2ep")."""
@@ -117,7 +160,8 @@ class ExperimentConfig:
         return node
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig}
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
+                             "supermask": SupermaskConfig, "analysis": AnalysisConfig}
 
 
 def _to_plain(obj: Any) -> Any:
@@ -150,6 +194,9 @@ def choices() -> dict[str, tuple[str, ...]]:
         "prune.criterion": tuple(CRITERIA),
         "prune.mask1": tuple(MASK1_ACTIONS),
         "prune.mask0": tuple(MASK0_ACTIONS),
+        "experiment": EXPERIMENTS,
+        "supermask.weights": SUPERMASK_WEIGHTS,
+        "supermask.score_init": SCORE_INITS,
     }
 
 
@@ -185,6 +232,12 @@ def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
                 raise ConfigError(source, f"{key}.{kind}", rate, f"layer kinds are {', '.join(LAYER_KINDS)}")
             out[kind] = _coerce(source, f"{key}.{kind}", rate, float)
         return out
+    if tp == AutoBool:  # true | false | "auto" (also the strings "true" / "false" of a text field)
+        if isinstance(value, str) and value.strip().lower() in PARALLEL_TRIALS:
+            value = {"auto": "auto", "true": True, "false": False}[value.strip().lower()]
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ConfigError(source, key, value, "allowed: auto, true, false")
     if tp is Step:
         try:
             return Step.parse(value)
@@ -318,6 +371,47 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(source, f"prune.rate.{kind}", rate, "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
     if config.prune.rounds > 0 and all(rate == 0 for rate in config.prune.rate.values()):
         raise ConfigError(source, "prune.rate", config.prune.rate, "at least one layer kind needs a rate above 0")
+    _validate_mask_training(config, source)
+    _validate_speed(config, source)
+
+
+def _validate_speed(config: ExperimentConfig, source: str) -> None:
+    """parallel_trials and the [train] fast-path switches."""
+    from engine.models import MODELS
+
+    if config.train.channels_last and not MODELS[config.model.name].needs_image:
+        raise ConfigError(source, "train.channels_last", True,
+                          f"channels-last is a memory format for conv nets; model {config.model.name!r} has no conv layers")
+    if config.parallel_trials is True:
+        if config.experiment != "imp":
+            raise ConfigError(source, "parallel_trials", True,
+                              f"batched trials train IMP rounds; experiment is {config.experiment!r} (use auto or false)")
+        for key in ("train.compile", "train.channels_last"):
+            if config.get(key):
+                raise ConfigError(source, "parallel_trials", True,
+                                  f"batched trials do not combine with {key} = true yet; set one of them to false")
+
+
+def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
+    """The [supermask] and [analysis] sections."""
+    sm, analysis = config.supermask, config.analysis
+    if not 0 < sm.k <= 1:
+        raise ConfigError(source, "supermask.k", sm.k, "the fraction of each layer kept: 0 < k <= 1")
+    if sm.rounds < 1:
+        raise ConfigError(source, "supermask.rounds", sm.rounds, "must be at least 1")
+    if config.experiment != "imp" and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
+        raise ConfigError(source, "supermask.rounds", sm.rounds,
+                          f"at most train.iterations ({config.train.iterations.count}): every round needs an iteration")
+    if not -30 <= sm.logit_init <= 30:
+        raise ConfigError(source, "supermask.logit_init", sm.logit_init, "a logit between -30 and 30")
+    if analysis.lmc_points < 3:
+        raise ConfigError(source, "analysis.lmc_points", analysis.lmc_points, "at least 3 (both ends and a midpoint)")
+    if not 0 < analysis.lmc_stable_threshold < 1:
+        raise ConfigError(source, "analysis.lmc_stable_threshold", analysis.lmc_stable_threshold,
+                          "an error rise between 0 and 1 (0.02 = 2 percentage points)")
+    if analysis.lmc and config.experiment != "imp":
+        raise ConfigError(source, "analysis.lmc", analysis.lmc,
+                          f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
 
 
 def _is_cuda_name(device: str) -> bool:

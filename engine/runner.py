@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,11 +29,14 @@ import torch
 from engine.actions import round_start
 from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
 from engine.criteria import next_mask
+from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
+from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds
 from engine.store import (RunWriter, StoreError, load_tensors, read_config, read_json, read_status, save_tensors,
                           write_json_atomic)
-from engine.training import Cancelled, TrainJob, clear_checkpoint, derive_seed, generator, train_round
+from engine.training import (Cancelled, RoundOutcome, TrainJob, clear_checkpoint, derive_seed, generator,
+                             train_round)
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -52,6 +56,8 @@ def resolve_device(name: str) -> torch.device:
 
 def total_rounds(config: ExperimentConfig) -> int:
     """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
+    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
+        return config.supermask.rounds
     if config.prune.rounds == 0:
         return 1
     return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
@@ -62,6 +68,10 @@ def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, flo
     total = {name: m.numel() for name, m in masks.items()}
     all_kept, all_total = sum(kept.values()), sum(total.values())
     return all_kept / all_total, {n: kept[n] / total[n] for n in masks}, all_kept, all_total
+
+
+# Round figures carried into the curve as mean/std/n when a run records them.
+OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy")
 
 
 def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[str, Any]:
@@ -86,8 +96,41 @@ def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[s
             values = [x[key] for x in records]
             point[f"{out}_mean"] = statistics.fmean(values)
             point[f"{out}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        for key in OPTIONAL_FIGURES:  # present only in some runs (LMC option, mask training)
+            values = [x[key] for x in records if x.get(key) is not None]
+            if values:
+                point[f"{key}_mean"] = statistics.fmean(values)
+                point[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+                point[f"{key}_n"] = len(values)
         curve.append(point)
     return {"run_id": Path(run_dir).name, "state": state, "config": config.to_dict(), "trials": trials, "curve": curve}
+
+
+@dataclass
+class _Trial:
+    """One trial between rounds: its model, θ0, and the tensors of its last finished round."""
+
+    t: int
+    seed: int
+    model: torch.nn.Module
+    theta0: dict[str, torch.Tensor]
+    kinds: dict[str, str]
+    rewind_path: Path
+    prev: tuple[dict, dict, dict] | None = None
+
+
+@dataclass
+class _Pending:
+    """A round set up and waiting for its training."""
+
+    job: TrainJob
+    start: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor]
+    frozen: dict[str, torch.Tensor] | None
+    remaining: float
+    layers: dict[str, float]
+    kept: int
+    total: int
 
 
 class _Run:
@@ -98,7 +141,8 @@ class _Run:
         self.dir, self.config, self.data, self.schedule = run_dir, config, data, schedule
         self.writer, self.emit, self.should_stop, self.checkpoint_seconds = writer, emit, should_stop, checkpoint_seconds
 
-    def trial(self, t: int) -> None:
+    def open_trial(self, t: int) -> _Trial:
+        """Trial t's model holding θ0 (drawn from its seed, or read back from init.safetensors)."""
         config, writer = self.config, self.writer
         seed = config.seed + t
         model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
@@ -110,62 +154,114 @@ class _Run:
         else:
             save_tensors(init_path, model.state_dict())
         theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        kinds = layer_kinds(model)
-        rewind_path = trial_dir / "rewind.safetensors"
+        return _Trial(t=t, seed=seed, model=model, theta0=theta0, kinds=layer_kinds(model),
+                      rewind_path=trial_dir / "rewind.safetensors")
+
+    def start_round(self, trial: _Trial, r: int) -> _Pending | None:
+        """Mask and start weights of round r (files written, model loaded, round_start emitted),
+        or None when the round is already on disk (its tensors become `trial.prev`)."""
+        config, writer = self.config, self.writer
+        t, seed, model, theta0, kinds = trial.t, trial.seed, trial.model, trial.theta0, trial.kinds
         k = self.schedule.rewind_iteration
-        prev: tuple[dict, dict, dict] | None = None
-        for r in range(total_rounds(config)):
-            rdir = writer.round_dir(t, r)
-            if (rdir / "result.json").is_file():
-                prev = (load_tensors(rdir / "start.safetensors"), load_tensors(rdir / "final.safetensors"),
-                        load_tensors(rdir / "mask.safetensors"))
+        rdir = writer.round_dir(t, r)
+        if (rdir / "result.json").is_file():
+            trial.prev = (load_tensors(rdir / "start.safetensors"), load_tensors(rdir / "final.safetensors"),
+                          load_tensors(rdir / "mask.safetensors"))
+            return None
+        if r == 0:
+            masks = {name: torch.ones_like(theta0[name], dtype=torch.bool) for name in kinds}
+            start, frozen = theta0, None
+        else:
+            rewind_state = theta0 if k == 0 else load_tensors(trial.rewind_path)
+            prev_start, prev_final, prev_mask = trial.prev
+            masks = next_mask(criterion=config.prune.criterion, scope=config.prune.scope, rates=config.prune.rate,
+                              kinds=kinds, mask={n: prev_mask[n].bool() for n in kinds},
+                              w_init={n: prev_start[n] for n in kinds}, w_final={n: prev_final[n] for n in kinds},
+                              generator=generator(seed, r, "prune"),
+                              steps=config.prune.rounds if config.prune.strategy == "oneshot" else 1)
+            begin = round_start(mask1=config.prune.mask1, mask0=config.prune.mask0, mask=masks,
+                                rewind_point={n: rewind_state[n] for n in kinds},
+                                prev_start={n: prev_start[n] for n in kinds}, prev_final={n: prev_final[n] for n in kinds},
+                                fresh=fresh_weights(model, config.model.init, generator(seed, r, "fresh")),
+                                init_std={n: init_std(model, n, config.model.init) for n in kinds},
+                                generator=generator(seed, r, "actions"))
+            start = {**rewind_state, **begin.weights}
+            frozen = begin.frozen
+        save_tensors(rdir / "mask.safetensors", masks)
+        save_tensors(rdir / "start.safetensors", start)
+        model.load_state_dict(start)
+        remaining, layers, kept, total = mask_fractions(masks)
+        self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers))
+
+        def on_eval(point: dict[str, Any], t: int = t, r: int = r) -> None:
+            self.emit(writer.event("eval", trial=t, round=r, **point))
+
+        rewind_path = trial.rewind_path
+        job = TrainJob(data=self.data, config=config.train, schedule=self.schedule, masks=masks, frozen=frozen,
+                       seed=derive_round_seed(seed, r), capture_at=k if (r == 0 and k > 0) else None,
+                       on_capture=lambda state: save_tensors(rewind_path, state), on_eval=on_eval,
+                       should_stop=self.should_stop, checkpoint_dir=rdir, checkpoint_seconds=self.checkpoint_seconds,
+                       start_step=k if r > 0 else 0)  # late rewinding: θk trains on for iterations k..T
+        return _Pending(job=job, start=start, masks=masks, frozen=frozen, remaining=remaining, layers=layers,
+                        kept=kept, total=total)
+
+    def finish_round(self, trial: _Trial, r: int, pending: _Pending, outcome: RoundOutcome) -> None:
+        """Round r's files, summary, status and round_end event, from the trained `trial.model`."""
+        config, writer = self.config, self.writer
+        t, model = trial.t, trial.model
+        rdir = writer.round_dir(t, r)
+        save_tensors(rdir / "final.safetensors", model.state_dict())
+        record = {"round": r, "weights_remaining": pending.remaining, "layers": pending.layers, "kept": pending.kept,
+                  "total": pending.total,
+                  "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
+                  "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
+                  "test_accuracy_final": outcome.test_accuracy_final,
+                  "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds}
+        if config.analysis.lmc:  # linear mode connectivity of this round's training (engine/lmc.py)
+            from engine.lmc import round_lmc
+
+            lmc = round_lmc(self, t, r, pending.start, pending.masks, pending.frozen, model,
+                            derive_round_seed(trial.seed, r))
+            record.update(lmc_barrier=lmc["barrier"], lmc_stable=lmc["stable"])
+        write_json_atomic(rdir / "evals.json", outcome.evals)
+        write_json_atomic(rdir / "result.json", record)
+        clear_checkpoint(rdir)
+        writer.summary(build_summary(self.dir, config, "running"))
+        writer.status(rounds_done=_rounds_done(self.dir, config))
+        self.emit(writer.event("round_end", trial=t, **record))
+        trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()}, load_tensors(rdir / "final.safetensors"),
+                      pending.masks)
+
+    def trial(self, t: int) -> None:
+        """All rounds of trial t, one after another (trial-major)."""
+        trial = self.open_trial(t)
+        for r in range(total_rounds(self.config)):
+            pending = self.start_round(trial, r)
+            if pending is not None:
+                self.finish_round(trial, r, pending, train_round(trial.model, pending.job))
+
+    def trials_together(self, ts: list[int]) -> None:
+        """Round r of every trial in `ts` as one batched training (round-major; engine/batched.py).
+
+        The run store ends up file for file as with `trial`; a round already on disk for some
+        trials is trained for the others only.
+        """
+        from engine.batched import train_rounds
+
+        trials = [self.open_trial(t) for t in ts]
+        for r in range(total_rounds(self.config)):
+            pending = [(trial, p) for trial in trials if (p := self.start_round(trial, r)) is not None]
+            if not pending:
                 continue
-            if r == 0:
-                masks = {name: torch.ones_like(theta0[name], dtype=torch.bool) for name in kinds}
-                start, frozen = theta0, None
-            else:
-                rewind_state = theta0 if k == 0 else load_tensors(rewind_path)
-                prev_start, prev_final, prev_mask = prev
-                masks = next_mask(criterion=config.prune.criterion, scope=config.prune.scope, rates=config.prune.rate,
-                                  kinds=kinds, mask={n: prev_mask[n].bool() for n in kinds},
-                                  w_init={n: prev_start[n] for n in kinds}, w_final={n: prev_final[n] for n in kinds},
-                                  generator=generator(seed, r, "prune"),
-                                  steps=config.prune.rounds if config.prune.strategy == "oneshot" else 1)
-                begin = round_start(mask1=config.prune.mask1, mask0=config.prune.mask0, mask=masks,
-                                    rewind_point={n: rewind_state[n] for n in kinds},
-                                    prev_start={n: prev_start[n] for n in kinds}, prev_final={n: prev_final[n] for n in kinds},
-                                    fresh=fresh_weights(model, config.model.init, generator(seed, r, "fresh")),
-                                    init_std={n: init_std(model, n, config.model.init) for n in kinds},
-                                    generator=generator(seed, r, "actions"))
-                start = {**rewind_state, **begin.weights}
-                frozen = begin.frozen
-            save_tensors(rdir / "mask.safetensors", masks)
-            save_tensors(rdir / "start.safetensors", start)
-            model.load_state_dict(start)
-            remaining, layers, kept, total = mask_fractions(masks)
-            self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers))
+            outcomes = train_rounds([trial.model for trial, _ in pending], [p.job for _, p in pending])
+            for (trial, p), outcome in zip(pending, outcomes):
+                self.finish_round(trial, r, p, outcome)
 
-            def on_eval(point: dict[str, Any], t: int = t, r: int = r) -> None:
-                self.emit(writer.event("eval", trial=t, round=r, **point))
-
-            job = TrainJob(data=self.data, config=config.train, schedule=self.schedule, masks=masks, frozen=frozen,
-                           seed=derive_round_seed(seed, r), capture_at=k if (r == 0 and k > 0) else None,
-                           on_capture=lambda state: save_tensors(rewind_path, state), on_eval=on_eval,
-                           should_stop=self.should_stop, checkpoint_dir=rdir, checkpoint_seconds=self.checkpoint_seconds)
-            outcome = train_round(model, job)
-            save_tensors(rdir / "final.safetensors", model.state_dict())
-            record = {"round": r, "weights_remaining": remaining, "layers": layers, "kept": kept, "total": total,
-                      "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
-                      "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
-                      "test_accuracy_final": outcome.test_accuracy_final,
-                      "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds}
-            write_json_atomic(rdir / "evals.json", outcome.evals)
-            write_json_atomic(rdir / "result.json", record)
-            clear_checkpoint(rdir)
-            writer.summary(build_summary(self.dir, config, "running"))
-            writer.status(rounds_done=_rounds_done(self.dir, config))
-            self.emit(writer.event("round_end", trial=t, **record))
-            prev = ({k_: v.cpu() for k_, v in start.items()}, load_tensors(rdir / "final.safetensors"), masks)
+def _round_iterations(config: ExperimentConfig, schedule: Schedule) -> int:
+    """Iterations one round trains: the schedule, or the longest segment of a mask-training run."""
+    if config.experiment == "imp":
+        return schedule.iterations
+    return -(-schedule.iterations // config.supermask.rounds)
 
 
 def derive_round_seed(seed: int, round_: int) -> int:
@@ -198,14 +294,23 @@ def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, shoul
             data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
             data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
                                 download=config.data.download, augment=config.data.augment)
-        data = data.to(device)
+        data = place_dataset(data, device)  # on the device, or a too-big training split pinned on the host
         schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
+        together = parallel_trials_active(config, device)
         emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
-                          trials=config.trials, rounds=total_rounds(config), iterations=schedule.iterations,
-                          eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config)))
+                          trials=config.trials, rounds=total_rounds(config), iterations=_round_iterations(config, schedule),
+                          eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config),
+                          experiment=config.experiment, parallel_trials=together))
         run = _Run(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
-        for t in range(config.trials):
-            run.trial(t)
+        if together:  # round-major, all trials as one batched model (engine/batched.py)
+            run.trials_together(list(range(config.trials)))
+        for t in range(0 if together else config.trials):
+            if config.experiment == "imp":
+                run.trial(t)
+            else:
+                from engine.supermasks import run_supermask_trial
+
+                run_supermask_trial(run, t)
         state, error = "done", None
     except Cancelled as exc:
         state, error = "cancelled", None
@@ -226,10 +331,16 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     run_dir = Path(run_dir)
     log = open(run_dir / "runner.log", "ab")
     try:
-        return subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
     finally:
         log.close()
+    # The child records its pid only after importing torch; writing it now means no reader
+    # takes the run for an interrupted one (and resumes it twice) in the meantime.
+    writer = RunWriter(run_dir)
+    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None)
+    writer.close()
+    return proc
 
 
 def request_stop(run_dir: Path | str) -> bool:

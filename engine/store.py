@@ -245,7 +245,8 @@ def run_info(run_dir: Path) -> RunInfo:
         return info
     info.state = status["state"]
     info.preset = str(status.get("preset") or config.name)
-    info.criterion = config.prune.criterion
+    # Mask-training runs have no pruning criterion: show what they are instead.
+    info.criterion = config.prune.criterion if config.experiment == "imp" else config.experiment
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
+    lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: train two copies, measure the error barrier")
+    lmc.add_argument("run_dir", type=Path)
+    lmc.add_argument("--round", dest="round_", type=int, required=True, help="the round whose mask is used")
+    lmc.add_argument("--rewind", type=int, default=None, metavar="K",
+                     help="start the copies from θK and train iterations K..T (default: the round's own start)")
+    lmc.add_argument("--trial", type=int, default=0)
+
     runs = sub.add_parser("runs", help="list runs with state and best accuracy")
     runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
 
@@ -311,7 +318,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs, "export": cmd_export}
+def cmd_lmc(args: argparse.Namespace) -> int:
+    """Instability of one round (Frankle et al. 2020): barrier = max error rise over the ends' mean."""
+    from engine.config import ConfigError
+    from engine.datasets import DatasetError
+    from engine.lmc import run_lmc
+    from engine.store import StoreError
+    from engine.training import Cancelled
+
+    stop = _StopFlag()
+    stop.install()
+    try:
+        record = run_lmc(args.run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial, should_stop=stop)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except (StoreError, DatasetError) as exc:
+        _err(f"{args.run_dir}: {exc}")
+        return EXIT_BAD_INPUT
+    except Cancelled:
+        print("lmc cancelled; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    curve = record.get("curve", [])
+    for point in curve:
+        print(f"alpha {point['alpha']:.3f}  error {100 * point['error']:.2f}%")
+    verdict = "stable" if record.get("stable") else "unstable"
+    print(f"barrier {100 * record['barrier']:.2f}% ({verdict}, threshold {100 * record.get('threshold', 0.02):.0f}%)")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,7 +106,7 @@ def _clean(series: Series, xlog: bool) -> tuple[list[float], list[float], list[f
 
 
 def _format_tick(value: float) -> str:
-    text = f"{value:.6g}"
+    text = f"{value:.3g}"
     return text[:-2] if text.endswith(".0") else text
 
 
@@ -240,12 +240,18 @@ def build_plot(spec: PlotSpec, width: int, height: int) -> Text:
             xruler.ticks(positions, labels)
         if spec.ylim is not None:
             fig.ruler("y").lim(*spec.ylim)
-        if spec.title:
-            fig.title(spec.title)
+        # plotext puts both axis labels on the bottom row; when they would run into each other
+        # the y label moves up into the title instead.
+        labels_fit = len(spec.xlabel) + len(spec.ylabel) + 12 <= width
+        title = spec.title
+        if spec.ylabel and not labels_fit:
+            title = f"{title} — {spec.ylabel}" if title else spec.ylabel
+        if title:
+            fig.title(title)
         if plot_height >= 10:  # the label row costs a canvas row on small plots
             if spec.xlabel:
                 fig.label(spec.xlabel, "x")
-            if spec.ylabel:
+            if spec.ylabel and labels_fit:
                 fig.label(spec.ylabel, "y")
         ansi = fig.build().string()
 

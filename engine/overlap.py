@@ -1,0 +1,129 @@
+"""Mask overlap: how much two masks keep the same weights (Jaccard index), over stored masks.
+
+Jaccard(A, B) = |A ∩ B| / |A ∪ B| over the kept positions, pooled over all prunable layers
+("all") and per layer ("layers"); two empty masks count as identical (1.0). Each result also
+carries "chance": the Jaccard expected of two independent random masks with the same
+densities p and q, pq / (p + q - pq), so an overlap can be read against what random pruning
+would give (IMP masks of consecutive rounds are nested, so their overlap is simply the
+density ratio; across trials and criteria it is the interesting figure).
+
+Everything here is a pure function of the masks in a run store (round-<r>/mask.safetensors):
+consecutive rounds of a trial, the same round across trials, and the same round across runs
+(e.g. the criteria of a sweep).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.store import iter_round_dirs, load_tensors
+
+__all__ = ["between_runs", "between_trials", "consecutive_rounds", "jaccard", "load_mask", "run_overlaps"]
+
+
+def _chance(p: float, q: float) -> float:
+    union = p + q - p * q
+    return 1.0 if union == 0 else p * q / union
+
+
+def _pair(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int, int]:
+    a, b = a.bool(), b.bool()
+    return int((a & b).sum()), int((a | b).sum()), int(a.sum()), int(b.sum())
+
+
+def jaccard(mask_a: dict[str, torch.Tensor], mask_b: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """{"all": pooled Jaccard, "layers": {name: Jaccard}, "chance": pooled chance level,
+    "kept_a", "kept_b", "total"} over the layers both masks have (shapes must agree)."""
+    names = [n for n in mask_a if n in mask_b]
+    if not names:
+        raise ValueError("the two masks share no layer")
+    inter = union = kept_a = kept_b = total = 0
+    layers = {}
+    for name in names:
+        a, b = mask_a[name], mask_b[name]
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: mask shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+        i, u, ka, kb = _pair(a, b)
+        layers[name] = 1.0 if u == 0 else i / u
+        inter, union, kept_a, kept_b, total = inter + i, union + u, kept_a + ka, kept_b + kb, total + a.numel()
+    return {"all": 1.0 if union == 0 else inter / union, "layers": layers,
+            "chance": _chance(kept_a / total, kept_b / total), "kept_a": kept_a, "kept_b": kept_b, "total": total}
+
+
+def load_mask(run_dir: Path | str, trial: int, round_: int) -> dict[str, torch.Tensor] | None:
+    """round-<r>/mask.safetensors of a trial as bool tensors, or None when absent."""
+    path = Path(run_dir) / f"trial-{trial}" / f"round-{round_}" / "mask.safetensors"
+    if not path.is_file():
+        return None
+    return {n: m.bool() for n, m in load_tensors(path).items()}
+
+
+def _trials(run_dir: Path) -> list[int]:
+    found = [int(p.name[6:]) for p in Path(run_dir).glob("trial-*") if p.is_dir() and p.name[6:].isdigit()]
+    return sorted(found)
+
+
+def _rounds_with_mask(run_dir: Path, trial: int) -> list[int]:
+    return [r for r, d in iter_round_dirs(run_dir, trial) if (d / "mask.safetensors").is_file()]
+
+
+def consecutive_rounds(run_dir: Path | str, trial: int = 0) -> list[dict[str, Any]]:
+    """[{"rounds": [r-1, r], **jaccard}] for each pair of stored consecutive rounds of a trial."""
+    rounds = _rounds_with_mask(Path(run_dir), trial)
+    out = []
+    for r0, r1 in zip(rounds, rounds[1:]):
+        if r1 != r0 + 1:
+            continue
+        out.append({"rounds": [r0, r1], **jaccard(load_mask(run_dir, trial, r0), load_mask(run_dir, trial, r1))})
+    return out
+
+
+def between_trials(run_dir: Path | str, round_: int) -> dict[str, Any]:
+    """Every pair of trials at one round: {"round", "pairs": [{"trials": [a, b], **jaccard}],
+    "mean", "chance_mean"} (mean None with fewer than two trials there)."""
+    trials = [t for t in _trials(Path(run_dir)) if load_mask(run_dir, t, round_) is not None]
+    masks = {t: load_mask(run_dir, t, round_) for t in trials}
+    pairs = [{"trials": [a, b], **jaccard(masks[a], masks[b])} for a, b in combinations(trials, 2)]
+    mean = sum(p["all"] for p in pairs) / len(pairs) if pairs else None
+    chance = sum(p["chance"] for p in pairs) / len(pairs) if pairs else None
+    return {"round": round_, "pairs": pairs, "mean": mean, "chance_mean": chance}
+
+
+def run_overlaps(run_dir: Path | str) -> dict[str, Any]:
+    """All overlaps inside one run: {"consecutive": {trial: [...]}, "between_trials": {round: {...}}}
+    (JSON-ready; dict keys are strings)."""
+    run_dir = Path(run_dir)
+    trials = _trials(run_dir)
+    consecutive = {str(t): consecutive_rounds(run_dir, t) for t in trials}
+    rounds = sorted({r for t in trials for r in _rounds_with_mask(run_dir, t)})
+    across = {str(r): between_trials(run_dir, r) for r in rounds} if len(trials) > 1 else {}
+    return {"consecutive": consecutive, "between_trials": across}
+
+
+def between_runs(run_dirs: list[Path | str], round_: int, trial: int = 0) -> dict[str, Any]:
+    """The pooled Jaccard of every pair of runs at one round and trial: {"runs": [ids],
+    "round", "trial", "matrix": [[...]], "chance": [[...]], "weights_remaining": [...]}; a run
+    without that round has None in its row and column (the diagonal is 1.0 where present)."""
+    masks = [load_mask(d, trial, round_) for d in run_dirs]
+    n = len(masks)
+    matrix: list[list[float | None]] = [[None] * n for _ in range(n)]
+    chance: list[list[float | None]] = [[None] * n for _ in range(n)]
+    density: list[float | None] = []
+    for m in masks:
+        if m is None:
+            density.append(None)
+        else:
+            density.append(sum(int(v.sum()) for v in m.values()) / sum(v.numel() for v in m.values()))
+    for i in range(n):
+        for j in range(i, n):
+            if masks[i] is None or masks[j] is None:
+                continue
+            result = jaccard(masks[i], masks[j])
+            matrix[i][j] = matrix[j][i] = result["all"]
+            chance[i][j] = chance[j][i] = result["chance"]
+    return {"runs": [Path(d).name for d in run_dirs], "round": round_, "trial": trial, "matrix": matrix,
+            "chance": chance, "weights_remaining": density}
