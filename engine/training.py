@@ -1,11 +1,12 @@
 """One round of masked training: the inner loop of every experiment.
 
-Pruned weights are held by masking, not by hooks: after backward the gradients of prunable
-weights are multiplied by the mask (with weight decay added to the gradient first, so decay
-is masked too), and after the optimizer step the weights are put back to `mask * w + fill`,
-where `fill` is zero for the `zero` mask-0 action and θ0 for the freezing ones. With a zero
-gradient SGD's momentum and Adam's moments stay exactly zero on pruned positions, so pruned
-weights never move, bit for bit, whatever the optimizer.
+Pruned weights are held by masking, not by hooks: the weights start the round at
+`mask * w + fill` (`fill` is zero for the `zero` mask-0 action and θ0 for the freezing ones),
+and after backward the gradients of prunable weights are multiplied by the mask (with weight
+decay added to the gradient first, so decay is masked too). With a zero gradient SGD's
+momentum and Adam's moments stay exactly zero on pruned positions and their updates are
+exactly zero, so pruned weights never move, bit for bit, whatever the optimizer; `mask * w +
+fill` is re-applied before every evaluation as a guard.
 
 Every random draw is keyed by (seed, purpose, epoch), so a round restarted from a mid-round
 checkpoint replays the same data order and reaches the same weights as one never stopped.
@@ -27,6 +28,7 @@ from torch import nn
 
 from engine.config import Schedule, TrainConfig
 from engine.datasets import Dataset
+from engine.feeding import Batches
 from engine.store import load_tensors, save_tensors, write_json_atomic
 
 EVAL_BATCH = 2048
@@ -61,10 +63,61 @@ def lr_factor(step: int, config: TrainConfig, schedule: Schedule) -> float:
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Weight decay is applied by the training step itself (so it can be masked), never here."""
-    params = list(model.parameters())
+    return optimizer_for(list(model.parameters()), config)
+
+
+def optimizer_for(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD or Adam over `params`, fused (one kernel per tensor) where this torch build has it.
+
+    Fused is the same update rule; it is much faster on pruned nets: the unfused Adam takes a
+    sqrt over every pruned position's zero second moment, which some CPUs do ~10× slower than
+    over non-zero values (benchmarks/bench_masked_step.py).
+    """
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": 0.0}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=0.0)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=0.0)
+        kwargs["momentum"] = config.momentum
+    cls = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adam
+    if fused:
+        try:
+            return cls(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):  # a build or device without the fused kernel
+            pass
+    return cls(params, **kwargs)
+
+
+def training_forward(model: nn.Module, config: TrainConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`model(x)` for training steps, with the fast paths the config switches on.
+
+    compile: torch.compile of the model (the masking and the optimizer stay eager, so exact
+    masking is untouched); channels_last: batches in channels-last memory format (the caller
+    converts the model); bf16: the forward under bfloat16 autocast, logits back in float32
+    for the loss. Evaluation always runs the plain float32 model.
+    """
+    net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if config.compile else model
+    if not (config.channels_last or config.bf16):
+        return net
+    channels_last, bf16 = config.channels_last, config.bf16
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if bf16:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return net(x).float()
+        return net(x)
+
+    return forward
+
+
+def match_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer state loaded from a checkpoint in the memory format of its parameters."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
 
 
 @torch.inference_mode()
@@ -86,7 +139,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 @dataclass
 class MaskedParams:
-    """The prunable weights of a model with their masks and the values pruned positions hold."""
+    """The prunable weights of a model with their masks and the values pruned positions hold.
+
+    `hold` puts pruned positions to their fill once, before training; from then on
+    `mask_gradients` alone keeps them there: a pruned position's gradient (weight decay
+    included) is exactly 0, so SGD's momentum and Adam's moments stay exactly 0 there and both
+    updates are exactly 0 (Adam: 0 / (0 + eps)). The train loop re-applies `hold` wherever
+    weights are looked at (evaluations, captures), as a guard that costs nothing per step.
+    """
 
     weights: list[torch.Tensor]
     masks: list[torch.Tensor]
@@ -101,11 +161,11 @@ class MaskedParams:
             if bool(mask.all()):
                 continue
             weight = params[name]
-            m = mask.to(device=weight.device, dtype=weight.dtype)
+            m = torch.empty_like(weight).copy_(mask)  # the weight's device, dtype and memory format
             weights.append(weight)
             mask_list.append(m)
             if frozen is not None and name in frozen:
-                fill = frozen[name].to(device=weight.device, dtype=weight.dtype) * (1 - m)
+                fill = torch.empty_like(weight).copy_(frozen[name]) * (1 - m)
                 needs_fill = needs_fill or bool(fill.any())
             else:
                 fill = torch.zeros_like(weight)
@@ -155,6 +215,10 @@ class TrainJob:
     should_stop: Callable[[], bool] | None = None
     checkpoint_dir: Path | None = None
     checkpoint_seconds: float = 60.0
+    # Continue a longer training from this iteration (θk of Frankle et al.'s rewinding): the
+    # loop runs from start_step to schedule.iterations, so learning-rate schedule and data
+    # order carry on where that training was at step k.
+    start_step: int = 0
 
 
 def _checkpoint_paths(directory: Path) -> tuple[Path, Path]:
@@ -206,30 +270,35 @@ def clear_checkpoint(directory: Path) -> None:
 def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
     """Trains `model` (already holding the round's start weights) for the scheduled iterations."""
     data, config, schedule = job.data, job.config, job.schedule
-    device = data.train_x.device
+    device = data.test_x.device  # a training split too big for the GPU stays on the host (engine/feeding.py)
     model.to(device).train()
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = training_forward(model, config, device)
     optimizer = make_optimizer(model, config)
     masked = MaskedParams.build(model, job.masks, job.frozen)
     masked.hold()
     all_params = [p for p in model.parameters() if p.requires_grad]
     aug_gen = generator(job.seed, "augment")
     n_train = len(data.train_x)
-    batch = config.batch_size
-    per_epoch = schedule.iterations_per_epoch
+    batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
+                      config.batch_size, schedule.iterations_per_epoch, device)
 
     evals: list[dict[str, Any]] = []
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
-    step = 0
+    step = job.start_step
     seconds_before = 0.0
     resumed = _load_checkpoint(job, model, optimizer, aug_gen, device)
     if resumed:
         step, evals, loss_sum, loss_count, seconds_before = resumed
+        match_layout(optimizer)
     started = time.perf_counter()
     last_checkpoint = started
 
     def record_eval(at: int) -> None:
         nonlocal loss_sum, loss_count
+        masked.hold()  # a no-op (see MaskedParams), kept as a guard where weights are looked at
         val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
         train_loss = loss_sum.item() / loss_count if loss_count else None
@@ -243,42 +312,38 @@ def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
             job.on_eval(point)
 
     if not evals:
-        record_eval(0)
+        record_eval(step)
     if job.capture_at == 0 and job.on_capture and step == 0:
         job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
 
-    order: torch.Tensor | None = None
-    order_epoch = -1
+    lr_now = None
     while step < schedule.iterations:
         if job.should_stop and job.should_stop():
             if job.checkpoint_dir is not None:
                 _save_checkpoint(job, model, optimizer, step, evals, loss_sum, loss_count, aug_gen,
                                  seconds_before + time.perf_counter() - started)
             raise Cancelled(f"stopped at iteration {step}")
-        epoch, position = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order = torch.randperm(n_train, generator=generator(job.seed, "order", epoch)).to(device)
-            order_epoch = epoch
-        index = order[position * batch:(position + 1) * batch]
-        x = data.train_x[index]
+        x, y = batches(step)
         if data.augment is not None:
             x = data.augment(x, aug_gen)
-        factor = lr_factor(step, config, schedule)
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * factor
-        loss = F.cross_entropy(model(x), data.train_y[index])
+        lr = config.lr * lr_factor(step, config, schedule)
+        if lr != lr_now:  # only when the schedule moves: no Python loop over param groups per step
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lr_now = lr
+        loss = F.cross_entropy(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.weight_decay:
             params = [p for p in all_params if p.grad is not None]
             torch._foreach_add_([p.grad for p in params], params, alpha=config.weight_decay)
         masked.mask_gradients()
-        optimizer.step()
-        masked.hold()
+        optimizer.step()  # pruned positions have gradient 0 and so do not move (MaskedParams)
         loss_sum += loss.detach()
         loss_count += 1
         step += 1
         if job.capture_at == step and job.on_capture:
+            masked.hold()
             job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
         if step % schedule.eval_every == 0 or step == schedule.iterations:
             record_eval(step)

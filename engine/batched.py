@@ -1,0 +1,320 @@
+"""Trials in parallel: the N trials (seeds) of a run trained together, one round at a time.
+
+A lottery-ticket figure needs several trials of one small network; on a GPU one LeNet step
+is a few microseconds of arithmetic buried under kernel launches and Python, so training the
+trials one after another wastes the device. `train_rounds` trains round r of N trials as one
+batched model and is a drop-in for N calls of `engine.training.train_round`: every trial
+keeps its own nn.Module (its parameters are the optimizer's leaves), its own mask and frozen
+values (`MaskedParams`), its own data order and augmentation stream (keyed by its seed, as in
+the single-trial loop), its own optimizer state, evaluations, events and checkpoint files.
+Only the arithmetic is shared:
+
+* ``loop``  the trials' forwards one after another in one step, one backward, one fused
+            optimizer step over all trials' tensors. The per-trial arithmetic is exactly the
+            single-trial loop's, so results are bit-identical to sequential training. The
+            default on a CPU, where batching buys nothing (a CPU is busy either way).
+* ``bmm``   MLPs (mlp, lenet-300-100): each layer of all trials as one batched matmul
+            (`torch.baddbmm` over weights stacked [N, out, in]). Default on a GPU for MLPs.
+* ``vmap``  any model: `torch.func.functional_call` under `torch.vmap` over stacked
+            parameters and buffers (BatchNorm running statistics included). Default on a GPU
+            for conv nets.
+
+``bmm`` and ``vmap`` add the same numbers in a different order (batched kernels), so their
+results equal sequential training up to float reassociation: the same in distribution, and
+in practice the same masks but for weights within rounding of a pruning threshold.
+
+Mid-round checkpoints are written per trial in the single-trial format (trial-t/round-r/
+checkpoint.*), so a run interrupted in batched mode resumes batched or sequentially, and the
+other way round. Trials whose checkpoints stand at different steps are trained in groups.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.config import ExperimentConfig, TrainConfig
+from engine.feeding import Batches
+from engine.models import MLP
+from engine.training import (Cancelled, MaskedParams, RoundOutcome, TrainJob, _checkpoint_paths, _load_checkpoint,
+                             _save_checkpoint, evaluate, generator, lr_factor, match_layout, optimizer_for)
+
+__all__ = ["SMALL_MODELS", "STRATEGIES", "default_strategy", "parallel_trials_active", "train_rounds"]
+
+STRATEGIES = ("loop", "bmm", "vmap")
+# Models "auto" batches on a GPU: small enough that one trial leaves most of the device idle.
+SMALL_MODELS = ("mlp", "lenet-300-100", "conv2", "conv4", "conv6")
+
+
+def parallel_trials_active(config: ExperimentConfig, device: torch.device) -> bool:
+    """Whether the runner trains the trials of `config` together (config key parallel_trials).
+
+    true / false are obeyed (validation refuses true where it cannot apply); "auto" batches
+    IMP runs of several trials of a small model on a GPU, without compile / channels-last
+    (single-trial fast paths) and without the LMC analysis (which trains its own copies).
+    """
+    mode = config.parallel_trials
+    if isinstance(mode, bool):
+        return mode and config.experiment == "imp"
+    return (torch.device(device).type == "cuda" and config.trials > 1 and config.experiment == "imp"
+            and config.model.name in SMALL_MODELS and not config.train.compile
+            and not config.train.channels_last and not config.analysis.lmc)
+
+
+def default_strategy(model: nn.Module, device: torch.device) -> str:
+    if torch.device(device).type != "cuda":
+        return "loop"
+    return "bmm" if type(model) is MLP else "vmap"
+
+
+def train_rounds(models: list[nn.Module], jobs: list[TrainJob], strategy: str = "auto") -> list[RoundOutcome]:
+    """Trains each `models[t]` (holding its round-start weights) with `jobs[t]`, all together.
+
+    The jobs must share data, config and schedule; masks, frozen values, seeds, callbacks and
+    checkpoint dirs are per trial. Returns one RoundOutcome per trial, like `train_round`.
+    """
+    if len(models) != len(jobs) or not jobs:
+        raise ValueError(f"one job per model: {len(models)} models, {len(jobs)} jobs")
+    first = jobs[0]
+    for job in jobs[1:]:
+        if job.data is not first.data or job.config != first.config or job.schedule != first.schedule:
+            raise ValueError("batched trials must share the dataset, the [train] config and the schedule")
+    if strategy == "auto":
+        strategy = default_strategy(models[0], first.data.test_x.device)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r}: allowed auto, {', '.join(STRATEGIES)}")
+    if strategy == "bmm" and not all(type(m) is MLP for m in models):
+        raise ValueError("the bmm strategy batches MLPs only; use vmap or loop")
+    # Trials resuming from checkpoints at different steps cannot step in lockstep: group them.
+    groups: dict[tuple[int, bool], list[int]] = {}
+    for t, job in enumerate(jobs):
+        groups.setdefault(_resume_point(job), []).append(t)
+    outcomes: list[RoundOutcome | None] = [None] * len(jobs)
+    for members in groups.values():
+        for t, outcome in zip(members, _train_group([models[t] for t in members], [jobs[t] for t in members], strategy)):
+            outcomes[t] = outcome
+    return outcomes  # type: ignore[return-value]
+
+
+def _resume_point(job: TrainJob) -> tuple[int, bool]:
+    """(step the job starts at, whether from a checkpoint)."""
+    if job.checkpoint_dir is not None:
+        tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
+        if meta_path.is_file() and tensors_path.is_file():
+            return int(json.loads(meta_path.read_text())["step"]), True
+    return job.start_step, False
+
+
+class _TrialOptimizer:
+    """One trial's slice of the shared optimizer, in the single-trial state_dict format."""
+
+    def __init__(self, shared: torch.optim.Optimizer, params: list[torch.Tensor], config: TrainConfig):
+        self.shared, self.params, self.config = shared, params, config
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {i: self.shared.state[p] for i, p in enumerate(self.params) if p in self.shared.state}
+        group = {k: v for k, v in self.shared.param_groups[0].items() if k != "params"}
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(self.params)))}]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        own = optimizer_for(self.params, self.config)  # torch's own loading rules (devices, step tensors)
+        own.load_state_dict(state_dict)
+        match_layout(own)
+        for p in self.params:
+            if p in own.state:
+                self.shared.state[p] = own.state[p]
+
+
+def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -> list[RoundOutcome]:
+    first = jobs[0]
+    data, config, schedule = first.data, first.config, first.schedule
+    device = data.test_x.device
+    n = len(models)
+    for model in models:
+        model.to(device).train()
+    params = [list(model.parameters()) for model in models]
+    optimizer = optimizer_for([p for ps in params for p in ps], config)
+    views = [_TrialOptimizer(optimizer, ps, config) for ps in params]
+    maskeds = [MaskedParams.build(model, job.masks, job.frozen) for model, job in zip(models, jobs)]
+    for masked in maskeds:
+        masked.hold()
+    grad_weights = [w for masked in maskeds for w in masked.weights]
+    grad_masks = [m for masked in maskeds for m in masked.masks]
+    trainable = [p for ps in params for p in ps if p.requires_grad]
+    aug_gens = [generator(job.seed, "augment") for job in jobs]
+    n_train = len(data.train_x)
+
+    def order_of(seed: int) -> Callable[[int], torch.Tensor]:
+        return lambda epoch: torch.randperm(n_train, generator=generator(seed, "order", epoch))
+
+    batches = [Batches(data, order_of(job.seed), config.batch_size, schedule.iterations_per_epoch, device) for job in jobs]
+
+    evals: list[list[dict[str, Any]]] = [[] for _ in jobs]
+    loss_sums = torch.zeros(n, device=device)
+    loss_count = 0
+    step = first.start_step
+    seconds_before = 0.0
+    for t, job in enumerate(jobs):
+        resumed = _load_checkpoint(job, models[t], views[t], aug_gens[t], device)
+        if resumed:
+            step, evals[t], loss_sum, loss_count, seconds_before = resumed
+            loss_sums[t] = loss_sum
+    forward = _Forward(strategy, models, config, device)
+    started = time.perf_counter()
+    last_checkpoint = started
+
+    def sync() -> None:
+        forward.sync_buffers()
+        for masked in maskeds:
+            masked.hold()
+
+    def record_eval(at: int) -> None:
+        nonlocal loss_sums, loss_count
+        sync()
+        train_losses = [v / loss_count for v in loss_sums.tolist()] if loss_count else [None] * n
+        for t, (model, job) in enumerate(zip(models, jobs)):
+            val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+            test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+            point = {"iteration": at, "train_loss": train_losses[t], "val_loss": val_loss, "val_accuracy": val_acc,
+                     "test_loss": test_loss, "test_accuracy": test_acc,
+                     "lr": config.lr * lr_factor(max(0, at - 1), config, schedule)}
+            evals[t].append(point)
+            if job.on_eval:
+                job.on_eval(point)
+        loss_sums = torch.zeros(n, device=device)
+        loss_count = 0
+
+    def checkpoint(at: int, seconds: float) -> None:
+        sync()
+        for t, job in enumerate(jobs):
+            if job.checkpoint_dir is not None:
+                _save_checkpoint(job, models[t], views[t], at, evals[t], loss_sums[t], loss_count, aug_gens[t], seconds)
+
+    def capture() -> None:
+        sync()
+        for model, job in zip(models, jobs):
+            if job.on_capture:
+                job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    if not evals[0]:
+        record_eval(step)
+    if first.capture_at == 0 and step == 0:
+        capture()
+
+    lr_now = None
+    while step < schedule.iterations:
+        if first.should_stop and first.should_stop():
+            checkpoint(step, seconds_before + time.perf_counter() - started)
+            raise Cancelled(f"stopped at iteration {step}")
+        xs, ys = _batch(batches, data, step)
+        if data.augment is not None:
+            xs = [data.augment(x, g) for x, g in zip(xs, aug_gens)]
+        lr = config.lr * lr_factor(step, config, schedule)
+        if lr != lr_now:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lr_now = lr
+        losses = forward(xs, ys)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        if config.weight_decay:
+            with_grad = [p for p in trainable if p.grad is not None]
+            torch._foreach_add_([p.grad for p in with_grad], with_grad, alpha=config.weight_decay)
+        if grad_weights:
+            torch._foreach_mul_([w.grad for w in grad_weights], grad_masks)
+        optimizer.step()
+        loss_sums += losses.detach()
+        loss_count += 1
+        step += 1
+        if first.capture_at == step:
+            capture()
+        if step % schedule.eval_every == 0 or step == schedule.iterations:
+            record_eval(step)
+            now = time.perf_counter()
+            if step < schedule.iterations and now - last_checkpoint >= first.checkpoint_seconds:
+                checkpoint(step, seconds_before + now - started)
+                last_checkpoint = now
+    sync()
+    seconds = seconds_before + time.perf_counter() - started
+    outcomes = []
+    for trial_evals in evals:
+        best = min(trial_evals, key=lambda e: (e["val_loss"], e["iteration"]))
+        outcomes.append(RoundOutcome(
+            evals=trial_evals, early_stop_iteration=best["iteration"], val_loss_min=best["val_loss"],
+            test_accuracy_at_early_stop=best["test_accuracy"], test_accuracy_final=trial_evals[-1]["test_accuracy"],
+            supermask_accuracy=trial_evals[0]["test_accuracy"], seconds=seconds))
+    return outcomes
+
+
+def _batch(batches: list[Batches], data, step: int) -> tuple[list[torch.Tensor] | torch.Tensor, list[torch.Tensor] | torch.Tensor]:
+    """Each trial's batch of `step`: one gather for all trials when the data is on the device."""
+    if batches[0].host:
+        pairs = [b(step) for b in batches]
+        return [x for x, _ in pairs], [y for _, y in pairs]
+    index = torch.stack([b.index(step) for b in batches])  # [N, B]
+    return list(data.train_x[index]), list(data.train_y[index])
+
+
+class _Forward:
+    """losses[N] of one step: each trial's mean cross-entropy on its own batch."""
+
+    def __init__(self, strategy: str, models: list[nn.Module], config: TrainConfig, device: torch.device):
+        self.strategy, self.models, self.device = strategy, models, device
+        self.bf16 = config.bf16
+        self.stacked_buffers: dict[str, torch.Tensor] = {}
+        if strategy == "vmap":
+            from torch.func import functional_call, vmap
+
+            base = copy.deepcopy(models[0]).to("meta")
+            self.names = [name for name, _ in models[0].named_parameters()]
+            self.params = [[p for _, p in m.named_parameters()] for m in models]
+            self.buffer_names = [name for name, _ in models[0].named_buffers()]
+            self.buffers = [[b for _, b in m.named_buffers()] for m in models]
+            self.stacked_buffers = {name: torch.stack([bs[i] for bs in self.buffers]) for i, name in enumerate(self.buffer_names)}
+
+            def loss(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
+                     y: torch.Tensor) -> torch.Tensor:
+                return F.cross_entropy(functional_call(base, (params, buffers), (x,)).float(), y)
+
+            self.batched_loss = vmap(loss, randomness="error")
+        elif strategy == "bmm":
+            self.layers = [[*m.fc_layers, m.fc] for m in models]
+
+    def sync_buffers(self) -> None:
+        """Running statistics of the vmap path back into each trial's module."""
+        with torch.no_grad():
+            for i, name in enumerate(self.buffer_names if self.stacked_buffers else ()):
+                for t, buffers in enumerate(self.buffers):
+                    buffers[i].copy_(self.stacked_buffers[name][t])
+
+    def __call__(self, xs, ys) -> torch.Tensor:
+        if not self.bf16:
+            return self._losses(xs, ys)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return self._losses(xs, ys)
+
+    def _losses(self, xs, ys) -> torch.Tensor:
+        if self.strategy == "loop":
+            return torch.stack([F.cross_entropy(m(x).float(), y) for m, x, y in zip(self.models, xs, ys)])
+        x, y = torch.stack(list(xs)), torch.stack(list(ys))
+        if self.strategy == "vmap":
+            stacked = {name: torch.stack([ps[i] for ps in self.params]) for i, name in enumerate(self.names)}
+            return self.batched_loss(stacked, self.stacked_buffers, x, y)
+        h = x.flatten(2)  # [N, B, features]
+        layers = self.layers
+        depth = len(layers[0])
+        for d in range(depth):
+            weight = torch.stack([trial[d].weight for trial in layers])  # [N, out, in]
+            bias = torch.stack([trial[d].bias for trial in layers])  # [N, out]
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            if d < depth - 1:
+                h = F.relu(h)
+        n, b, c = h.shape
+        per_example = F.cross_entropy(h.float().reshape(n * b, c), y.reshape(n * b), reduction="none")
+        return per_example.reshape(n, b).mean(1)
