@@ -120,3 +120,26 @@ def test_learning_rate_schedules():
     s = resolve_schedule(cosine, 6000)
     assert lr_factor(0, cosine.train, s) == pytest.approx(1.0)
     assert lr_factor(50, cosine.train, s) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("optimizer, train", OPTIMIZERS)
+@pytest.mark.parametrize("action", ["zero", "freeze_init"])
+def test_pruned_positions_hold_at_every_single_step(digits, optimizer, train, action):
+    """Checked before every step (not only at evaluations, where the loop re-applies the mask)."""
+    config, model, masks = _setup(digits, optimizer, **train)
+    schedule = resolve_schedule(config, len(digits.train_x))
+    theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    frozen = {n: theta0[n] for n in masks} if action == "freeze_init" else None
+    expected = {n: (theta0[n] if frozen else torch.zeros_like(theta0[n]))[~m] for n, m in masks.items()}
+    params = dict(model.named_parameters())
+    checks = {"n": 0}
+
+    def check_then_continue():
+        for name, mask in masks.items():
+            assert torch.equal(params[name].detach()[~mask], expected[name]), (name, checks["n"])
+        checks["n"] += 1
+        return False
+
+    train_round(model, TrainJob(data=digits, config=config.train, schedule=schedule, masks=masks, frozen=frozen, seed=1,
+                                should_stop=check_then_continue))
+    assert checks["n"] == schedule.iterations
