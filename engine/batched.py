@@ -214,7 +214,7 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
             raise Cancelled(f"stopped at iteration {step}")
         xs, ys = _batch(batches, data, step)
         if data.augment is not None:
-            xs = [data.augment(x, g) for x, g in zip(xs, aug_gens)]
+            xs = torch.stack([data.augment(x, g) for x, g in zip(xs, aug_gens)])
         lr = config.lr * lr_factor(step, config, schedule)
         if lr != lr_now:
             for group in optimizer.param_groups:
@@ -252,13 +252,13 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
     return outcomes
 
 
-def _batch(batches: list[Batches], data, step: int) -> tuple[list[torch.Tensor] | torch.Tensor, list[torch.Tensor] | torch.Tensor]:
-    """Each trial's batch of `step`: one gather for all trials when the data is on the device."""
+def _batch(batches: list[Batches], data, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every trial's batch of `step`, stacked [N, B, ...]: one gather when the data is on the device."""
     if batches[0].host:
         pairs = [b(step) for b in batches]
-        return [x for x, _ in pairs], [y for _, y in pairs]
+        return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
     index = torch.stack([b.index(step) for b in batches])  # [N, B]
-    return list(data.train_x[index]), list(data.train_y[index])
+    return data.train_x[index], data.train_y[index]
 
 
 class _Forward:
@@ -293,16 +293,16 @@ class _Forward:
                 for t, buffers in enumerate(self.buffers):
                     buffers[i].copy_(self.stacked_buffers[name][t])
 
-    def __call__(self, xs, ys) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x [N, B, ...], y [N, B]: trial t's batch is x[t], y[t]."""
         if not self.bf16:
-            return self._losses(xs, ys)
+            return self._losses(x, y)
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            return self._losses(xs, ys)
+            return self._losses(x, y)
 
-    def _losses(self, xs, ys) -> torch.Tensor:
+    def _losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.strategy == "loop":
-            return torch.stack([F.cross_entropy(m(x).float(), y) for m, x, y in zip(self.models, xs, ys)])
-        x, y = torch.stack(list(xs)), torch.stack(list(ys))
+            return torch.stack([F.cross_entropy(m(x[t]).float(), y[t]) for t, m in enumerate(self.models)])
         if self.strategy == "vmap":
             stacked = {name: torch.stack([ps[i] for ps in self.params]) for i, name in enumerate(self.names)}
             return self.batched_loss(stacked, self.stacked_buffers, x, y)

@@ -216,7 +216,8 @@ def round_lmc(run: Any, t: int, r: int, start: dict[str, torch.Tensor], masks: d
     trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
     result = lmc_from(model, run.data, config.train, run.schedule, start, masks, frozen, seed,
                       config.analysis.lmc_points, threshold=config.analysis.lmc_stable_threshold,
-                      trained_a=trained, should_stop=run.should_stop)
+                      trained_a=trained, should_stop=run.should_stop,
+                      start_step=run.schedule.rewind_iteration if r > 0 else 0)  # as the runner trained copy A
     result["seeds"][0] = seed
     record = _write(result, run.writer.round_dir(t, r), None,
                     {"trial": t, "round": r, "rewind_iteration": None, "start": "round start (start.safetensors)"})

@@ -14,6 +14,17 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 Command = tuple[str, str, Callable[[], Any]]
 
 
+def _on_run_screen(app: Any, action: str, *args: Any) -> None:
+    """Switches to the Run screen, then runs one of its actions."""
+    app.switch_mode("run")
+    getattr(app.run_screen, f"action_{action}")(*args)
+
+
+def _on_runs_screen(app: Any, action: str) -> None:
+    app.switch_mode("runs")
+    getattr(app.runs_screen, f"action_{action}")()
+
+
 def app_commands(app: Any) -> list[Command]:
     """(name, help, callback) for everything the app can do right now."""
     commands: list[Command] = [
@@ -29,6 +40,14 @@ def app_commands(app: Any) -> list[Command]:
         ("Overlay a run", "draw another run's curve beside the followed one", app.action_overlay),
         ("Start random-reinit control", "same config with mask-1 = random_reinit, overlaid", app.action_control),
         ("Compare marked runs", "the marked runs of the Runs screen on one plot", app.action_compare),
+        ("Compute LMC of a round", "linear mode connectivity: train two copies of the LMC tab's round from a rewind "
+         "point k and measure the error barrier (l)", partial(_on_run_screen, app, "lmc")),
+        ("Show LMC", "interpolation curve, barrier vs rewind k and vs weights remaining (Run screen, 7)",
+         partial(_on_run_screen, app, "tab", 6)),
+        ("Show mask overlap", "Jaccard overlap of the followed run's masks between rounds and trials (Run screen, 8)",
+         partial(_on_run_screen, app, "tab", 7)),
+        ("Mask overlap of marked runs", "Jaccard matrix of the marked runs' masks at one round (o on the Runs screen)",
+         partial(_on_runs_screen, app, "overlap")),
         ("Refresh runs", "re-read the runs dir", app.action_refresh_runs),
         ("Quit", "leave lth-tui (asks about live runs)", app.action_quit),
     ]

@@ -1,7 +1,10 @@
 """Run summaries as Markdown, JSON, CSV and PNG, read only from the run store.
 
 Shared by the headless CLI and the app; it imports neither textual nor the engine's
-training code, so exporting a copied run dir needs nothing but its files.
+training code, so exporting a copied run dir needs nothing but its files. The analysis
+sections come from the stored files too: LMC results (lmc*.json, via engine.lmc.read_lmc)
+and mask overlaps (the rounds' mask.safetensors, via engine.overlap); both readers are
+imported only when an export needs them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from engine.store import read_config, read_status, read_summary
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
                  "test_accuracy_at_early_stop", "test_accuracy_final", "supermask_accuracy", "seconds")
+# Round figures only some runs record (the LMC option, mask training): CSV columns when present.
+OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "sampled_mask_accuracy")
 
 
 class ExportError(ValueError):
@@ -37,7 +42,8 @@ def _mean_std(point: dict[str, Any], key: str, pct: bool = True) -> str:
 
 
 def to_markdown(run_dir: Path) -> str:
-    """A report a researcher can paste into notes: setup, the curve table, per-layer sparsity."""
+    """A report a researcher can paste into notes: setup, the curve table, per-layer sparsity,
+    and when the run has them, LMC results and mask overlaps."""
     summary = read_summary(run_dir)
     config = read_config(run_dir)
     status = read_status(run_dir)
@@ -53,14 +59,27 @@ def to_markdown(run_dir: Path) -> str:
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
         f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to iteration {p.rewind_iteration}",
         f"- trials: {config.trials} (seeds {config.seed}..{config.seed + config.trials - 1})",
+    ]
+    masks_trained = getattr(config, "experiment", "imp") != "imp"
+    if masks_trained:  # the [prune] line above does not apply; say what does
+        sm = config.supermask
+        how = (f"logit init {sm.logit_init:g}, rescale {sm.rescale}" if config.experiment == "supermask"
+               else f"k {sm.k:g}, score init {sm.score_init}")
+        lines[-2] = (f"- mask training: {config.experiment}, weights {sm.weights}, {how}, {sm.rounds} rounds (segments of "
+                     "one training; a round's figures are those of its expected mask, no early stopping)")
+    extra_head = " expected mask acc % | sampled mask acc % |" if masks_trained else ""
+    lines += [
         "",
-        "| round | weights remaining % | test acc % at early stop | final test acc % | early-stop iteration | supermask acc % | n |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| round | weights remaining % | test acc % at early stop | final test acc % | early-stop iteration | supermask acc % |"
+        f"{extra_head} n |",
+        "|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if masks_trained else "") + "---:|",
     ]
     for point in summary.get("curve", []):
+        extra = (f" {_mean_std(point, 'expected_mask_accuracy')} | {_mean_std(point, 'sampled_mask_accuracy')} |"
+                 if masks_trained else "")
         lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | {_mean_std(point, 'test_accuracy')} | "
                      f"{_mean_std(point, 'test_accuracy_final')} | {_mean_std(point, 'early_stop_iteration', pct=False)} | "
-                     f"{_mean_std(point, 'supermask_accuracy')} | {point['n']} |")
+                     f"{_mean_std(point, 'supermask_accuracy')} |{extra} {point['n']} |")
     first_trial = summary["trials"][0]["rounds"] if summary["trials"] else []
     if first_trial:
         layers = list(first_trial[0]["layers"])
@@ -69,22 +88,162 @@ def to_markdown(run_dir: Path) -> str:
                   "|---|" + "---:|" * len(first_trial)]
         for layer in layers:
             lines.append(f"| {layer} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
+    weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
+    lines += _lmc_markdown(run_dir, config, weights)
+    lines += _overlap_markdown(run_dir, weights)
     return "\n".join(lines) + "\n"
 
 
+def read_lmc_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every stored LMC result of the run (engine.lmc.read_lmc), [] when it has none."""
+    if not any(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
+        return []
+    from engine.lmc import read_lmc
+
+    return read_lmc(run_dir)
+
+
+def _stats(values: list[float]) -> tuple[float, float, int]:
+    import statistics
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), 0.0, 0
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0), len(values)
+
+
+def _pm(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
+    mean, std, n = _stats(values)
+    if n == 0:
+        return "–"
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}" if n > 1 else f"{scale * mean:.{digits}f}"
+
+
+def lmc_table(records: list[dict[str, Any]], own_k: int | None = None) -> list[dict[str, Any]]:
+    """LMC results grouped by (round, rewind point) over trials: [{"round", "rewind_iteration",
+    "barriers", "stable", "error_a", "error_b", "n"}], the round-start group first in a round."""
+    groups: dict[tuple[int, int], dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("barrier") is None:
+            continue
+        k = rec.get("rewind_iteration")
+        key = (int(rec.get("round", 0)), -1 if k is None else int(k))
+        group = groups.setdefault(key, {"round": key[0], "rewind_iteration": k, "barriers": [], "stable": [],
+                                        "error_a": [], "error_b": []})
+        group["barriers"].append(rec["barrier"])
+        group["stable"].append(bool(rec.get("stable")))
+        group["error_a"].append(rec.get("error_a"))
+        group["error_b"].append(rec.get("error_b"))
+    out = [groups[key] for key in sorted(groups)]
+    for group in out:
+        group["n"] = len(group["barriers"])
+    return out
+
+
+def _own_rewind(config: Any) -> int | None:
+    """The run's rewind point in iterations when the config gives it in iterations."""
+    step = getattr(config.prune, "rewind_iteration", None)
+    if isinstance(step, int):
+        return step
+    return int(step.count) if getattr(step, "unit", "") == "it" else None
+
+
+def _lmc_markdown(run_dir: Path, config: Any, weights: dict[int, float]) -> list[str]:
+    records = read_lmc_records(run_dir)
+    if not records:
+        return []
+    threshold = next((r["threshold"] for r in records if r.get("threshold") is not None), 0.02)
+    own = _own_rewind(config) if config.prune.mask1 == "rewind" else None
+    lines = ["", "## Linear mode connectivity", "",
+             "Test-error barrier between two copies trained from the same point with different data order "
+             "(Frankle et al. 2020): the highest error on the straight line between them minus the mean error of the "
+             f"two ends. Stable: barrier < {100 * threshold:g}%. Mean ± std over trials; \"round start\" is the "
+             "round's own start as the run trained it (lmc.json), k a rewind point (lmc-k<K>.json).", "",
+             "| round | weights remaining % | rewind k | barrier % | stable | end errors % (A / B) | n |",
+             "|---:|---:|---|---:|---:|---:|---:|"]
+    for group in lmc_table(records):
+        r, k = group["round"], group["rewind_iteration"]
+        if k is None:
+            where = "round start" + (f" (k={0 if r == 0 else own})" if own is not None or r == 0 else "")
+        else:
+            where = f"k={k}"
+        stable = group["stable"]
+        verdict = ("yes" if stable[0] else "no") if len(stable) == 1 else f"{sum(stable)}/{len(stable)}"
+        ends = f"{_pm(group['error_a'])} / {_pm(group['error_b'])}"
+        lines.append(f"| {r} | {_pct(weights.get(r))} | {where} | {_pm(group['barriers'])} | {verdict} | {ends} | "
+                     f"{group['n']} |")
+    return lines
+
+
+def _overlap_markdown(run_dir: Path, weights: dict[int, float]) -> list[str]:
+    try:
+        from engine.overlap import run_overlaps
+
+        overlap = run_overlaps(run_dir)
+    except Exception as exc:  # a damaged mask must not lose the rest of the report
+        return ["", "## Mask overlap", "", f"(not available: {type(exc).__name__}: {exc})"]
+    consecutive = {int(t): recs for t, recs in overlap["consecutive"].items()}
+    across = {int(r): v for r, v in overlap["between_trials"].items()}
+    if not any(consecutive.values()) and not across:
+        return []
+    trials = sorted(consecutive)
+    lines = ["", "## Mask overlap", "",
+             "Jaccard overlap |A∩B| / |A∪B| of the kept weights, all prunable layers pooled; chance: the overlap of "
+             "two random masks of the same densities p and q, pq / (p + q − pq).", ""]
+    pairs = sorted({tuple(rec["rounds"]) for recs in consecutive.values() for rec in recs})
+    if pairs:
+        lines += ["Consecutive rounds (each trial's mask against its previous round's):", "",
+                  "| rounds | weights remaining % | " + " | ".join(f"trial {t}" for t in trials) + " | mean ± std | chance |",
+                  "|---|---:|" + "---:|" * len(trials) + "---:|---:|"]
+        for a, b in pairs:
+            found = {t: next((rec for rec in consecutive[t] if tuple(rec["rounds"]) == (a, b)), None) for t in trials}
+            values = [rec["all"] for rec in found.values() if rec is not None]
+            chances = [rec["chance"] for rec in found.values() if rec is not None]
+            cells = " | ".join("–" if rec is None else f"{rec['all']:.4f}" for rec in found.values())
+            lines.append(f"| {a}→{b} | {_pct(weights.get(b))} | {cells} | {_pm(values, 1.0, 4)} | {_pm(chances, 1.0, 4)} |")
+    if across:
+        lines += ["", "Between trials (mean over the pairs of trials at the same round):", "",
+                  "| round | weights remaining % | mean Jaccard | chance | pairs |", "|---:|---:|---:|---:|---:|"]
+        for r in sorted(across):
+            entry = across[r]
+            if entry.get("mean") is None:
+                continue
+            lines.append(f"| {r} | {_pct(weights.get(r))} | {entry['mean']:.4f} | {entry['chance_mean']:.4f} | "
+                         f"{len(entry['pairs'])} |")
+    return lines
+
+
 def to_json(run_dir: Path) -> str:
-    return json.dumps(read_summary(run_dir), indent=1) + "\n"
+    """summary.json, plus "lmc" (every stored LMC result) when there are any and "mask_overlap"
+    (engine.overlap.run_overlaps) when masks are stored."""
+    summary = read_summary(run_dir)
+    lmc = read_lmc_records(run_dir)
+    if lmc:
+        summary["lmc"] = lmc
+    if any(Path(run_dir).glob("trial-*/round-*/mask.safetensors")):
+        try:
+            from engine.overlap import run_overlaps
+
+            summary["mask_overlap"] = run_overlaps(run_dir)
+        except Exception as exc:  # a damaged mask must not lose the rest
+            summary["mask_overlap"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return json.dumps(summary, indent=1) + "\n"
+
+
+def _optional_columns(records: list[dict[str, Any]]) -> list[str]:
+    return [c for c in OPTIONAL_COLUMNS if any(rec.get(c) is not None for rec in records)]
 
 
 def to_csv(run_dir: Path) -> str:
     """One row per trial and round: the raw figures, for pandas or a spreadsheet."""
     summary = read_summary(run_dir)
+    extra = _optional_columns([rec for trial in summary["trials"] for rec in trial["rounds"]])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(ROUND_COLUMNS)
+    writer.writerow([*ROUND_COLUMNS, *extra])
     for t, trial in enumerate(summary["trials"]):
         for rec in trial["rounds"]:
-            writer.writerow([t, trial["seed"], *(rec.get(c) for c in ROUND_COLUMNS[2:])])
+            writer.writerow([t, trial["seed"], *(rec.get(c) for c in ROUND_COLUMNS[2:]), *(rec.get(c) for c in extra)])
     return out.getvalue()
 
 
@@ -102,7 +261,8 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
         if not curve:
             continue
         x = [100 * p["weights_remaining"] for p in curve]
-        label = summary["run_id"]
+        counts = [p.get("n", 1) for p in curve]
+        label = f"{summary['run_id']} (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
         ax_acc.errorbar(x, [100 * p["test_accuracy_mean"] for p in curve], yerr=[100 * p["test_accuracy_std"] for p in curve],
                         marker="o", ms=3, capsize=2, label=label)
         ax_stop.errorbar(x, [p["early_stop_iteration_mean"] for p in curve], yerr=[p["early_stop_iteration_std"] for p in curve],
@@ -181,7 +341,47 @@ def group_markdown(folder: Path) -> str:
                 point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
                 cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += _group_overlap_markdown([(run_dir, _run_label(entry["swept"])) for entry, run_dir, _, _ in entries])
     return "\n".join(lines) + "\n"
+
+
+def group_overlap(run_dirs: list[Path]) -> dict[str, Any] | None:
+    """engine.overlap.between_runs of the runs at their last common round with a mask (trial 0),
+    or None when they share none."""
+    from engine.overlap import between_runs
+    from engine.store import iter_round_dirs
+
+    common: set[int] | None = None
+    for run_dir in run_dirs:
+        rounds = {r for r, d in iter_round_dirs(run_dir, 0) if (d / "mask.safetensors").is_file()}
+        common = rounds if common is None else common & rounds
+    if not common:
+        return None
+    return between_runs(run_dirs, max(common), trial=0)
+
+
+def _group_overlap_markdown(runs: list[tuple[Path, str]]) -> list[str]:
+    if len(runs) < 2:
+        return []
+    try:
+        result = group_overlap([d for d, _ in runs])
+    except Exception as exc:  # a damaged member's mask must not lose the rest
+        return ["", f"Mask overlap between the runs: not available ({type(exc).__name__}: {exc})"]
+    if result is None:
+        return []
+    n = len(runs)
+    lines = ["", f"Mask overlap between the runs at round {result['round']}, their last common round (trial 0): "
+             "Jaccard |A∩B| / |A∪B| of the kept weights, all prunable layers pooled, and in brackets the chance "
+             "level of random masks of the same densities:", "",
+             "| # | run | weights remaining % | " + " | ".join(str(i + 1) for i in range(n)) + " |",
+             "|---:|---|---:|" + "---:|" * n]
+    for i, (_, label) in enumerate(runs):
+        cells = []
+        for j in range(n):
+            value, chance = result["matrix"][i][j], result["chance"][i][j]
+            cells.append("–" if value is None else "1" if i == j else f"{value:.4f} ({chance:.4f})")
+        lines.append(f"| {i + 1} | {label} | {_pct(result['weights_remaining'][i])} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def group_csv(folder: Path) -> str:
@@ -190,17 +390,33 @@ def group_csv(folder: Path) -> str:
 
     group = read_group(folder)
     keys = list(group.get("axes", {}))
+    summaries = [(entry, Path(entry["run_dir"]), read_summary(Path(entry["run_dir"]))) for entry in group["runs"]]
+    extra = _optional_columns([rec for _, _, s in summaries for trial in s["trials"] for rec in trial["rounds"]])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run_id", *keys, *ROUND_COLUMNS])
-    for entry in group["runs"]:
-        run_dir = Path(entry["run_dir"])
-        summary = read_summary(run_dir)
+    writer.writerow(["run_id", *keys, *ROUND_COLUMNS, *extra])
+    for entry, run_dir, summary in summaries:
         for t, trial in enumerate(summary["trials"]):
             for rec in trial["rounds"]:
                 writer.writerow([run_dir.name, *(entry["swept"].get(k) for k in keys), t, trial["seed"],
-                                 *(rec.get(c) for c in ROUND_COLUMNS[2:])])
+                                 *(rec.get(c) for c in ROUND_COLUMNS[2:]), *(rec.get(c) for c in extra)])
     return out.getvalue()
+
+
+def _group_json(folder: Path, group_json: Any) -> str:
+    """group.json, plus "mask_overlap": the runs' Jaccard matrix at their last common round."""
+    from lth_tui.sweeps import read_group
+
+    data = json.loads(group_json(folder))
+    run_dirs = [Path(e["run_dir"]) for e in read_group(folder)["runs"]]
+    if len(run_dirs) > 1:
+        try:
+            overlap = group_overlap(run_dirs)
+        except Exception as exc:  # a damaged member's mask must not lose the rest
+            overlap = {"error": f"{type(exc).__name__}: {exc}"}
+        if overlap is not None:
+            data["mask_overlap"] = overlap
+    return json.dumps(data, indent=1) + "\n"
 
 
 def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Path | str:
@@ -216,7 +432,7 @@ def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Pa
         target = Path(output) if output else folder / "export.png"
         to_png([Path(e["run_dir"]) for e in read_group(folder)["runs"]], target)
         return target
-    text = {"md": group_markdown, "json": group_json, "csv": group_csv}[fmt](folder)
+    text = {"md": group_markdown, "json": lambda f: _group_json(f, group_json), "csv": group_csv}[fmt](folder)
     if str(output) == "-":
         return text
     target = Path(output) if output else folder / f"export.{fmt}"

@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, quit with live runs, a text prompt, export, pick a run."""
+"""Small modal dialogs: confirm, quit with live runs, a text prompt, export, pick a run, LMC rewind point."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, OptionList, RadioButton, RadioSet, Select, Static
 from textual.widgets.option_list import Option
 
 from lth_tui.export import FORMATS
@@ -232,6 +232,74 @@ class RunPicker(ModalScreen[Any]):
         event.stop()
         key = event.option.id
         self.dismiss("" if key == "-" else Path(str(key)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class LmcDialog(ModalScreen[tuple[int, int | None] | None]):
+    """Linear mode connectivity of one round: the rewind iteration k (empty: the round's own
+    start) and, when several trials finished the round, which one. Returns (trial, k) or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="lmc.cancel")]
+
+    def __init__(self, run_id: str, round_: int, trials: list[int], iterations: int, own_k: int | None = None) -> None:
+        super().__init__(classes="dialog-screen")
+        self.run_id, self.round, self.trials, self.iterations, self.own_k = run_id, round_, trials, iterations, own_k
+
+    def compose(self) -> ComposeResult:
+        own = "" if self.own_k is None else f" (this run rewinds to k = {self.own_k})"
+        with Vertical(classes="dialog") as box:
+            box.border_title = f"LMC of round {self.round}"
+            yield Static(f"{self.run_id}, round {self.round}: train two copies from θk under the round's mask with "
+                         f"different data order, then measure the test-error barrier on the line between them "
+                         f"(Frankle et al. 2020). This trains two networks here, in the app's process.\n\n"
+                         f"Rewind iteration k, 0..{max(self.iterations - 1, 0)}{own}; empty: start where the round "
+                         "started, as the run trained it.", classes="dialog-message")
+            with Horizontal(classes="dialog-row"):
+                yield Label("k ", classes="control-label")
+                yield Input("", placeholder="empty: the round's start", id="lmc-k", compact=True, type="integer")
+                if len(self.trials) > 1:
+                    yield Label("trial", classes="control-label")
+                    yield Select([(str(t + 1), t) for t in self.trials], value=self.trials[0], id="lmc-trial",
+                                 compact=True, allow_blank=False)
+            yield Static("", id="lmc-error", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Compute (enter)", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#lmc-k", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._accept()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._accept()
+        else:
+            self.dismiss(None)
+
+    def _accept(self) -> None:
+        text = self.query_one("#lmc-k", Input).value.strip()
+        k: int | None = None
+        if text:
+            try:
+                k = int(text)
+            except ValueError:
+                k = -1
+            if not 0 <= k < self.iterations:
+                error = self.query_one("#lmc-error", Static)
+                error.update(f"k = {text!r}: give an iteration in 0..{self.iterations - 1}, or leave it empty")
+                error.add_class("shown")
+                return
+        trial = self.trials[0] if self.trials else 0
+        if len(self.trials) > 1:
+            value = self.query_one("#lmc-trial", Select).value
+            trial = value if isinstance(value, int) else trial
+        self.dismiss((trial, k))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

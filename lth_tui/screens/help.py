@@ -38,6 +38,7 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
     from textual.widgets import DataTable
 
     from lth_tui.screens import dialogs
+    from lth_tui.screens.analysis import OverlapMatrixScreen
     from lth_tui.screens.run import RunScreen
     from lth_tui.screens.runs import CompareScreen, RunsScreen
     from lth_tui.screens.setup import SetupScreen
@@ -53,6 +54,7 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
         ("Runs screen", binding_rows(app, RunsScreen) + [("↑ ↓ / mouse", "move, click to pick", ""),
                                                            ("enter", "open the highlighted run", "")]),
         ("Compare view", binding_rows(app, CompareScreen)),
+        ("Mask-overlap view (o on the Runs screen)", binding_rows(app, OverlapMatrixScreen)),
     ]
     try:
         from lth_tui.components.heatmap import MaskHeatmap
@@ -61,7 +63,8 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
     except Exception:  # the heatmap component is optional for the help text
         pass
     sections.append(("Tables", [(k, d, i) for k, d, i in binding_rows(app, DataTable) if d and d != "select_cursor"][:6]))
-    sections.append(("Dialogs", binding_rows(app, dialogs.ConfirmDialog) + binding_rows(app, dialogs.QuitDialog)))
+    sections.append(("Dialogs", binding_rows(app, dialogs.ConfirmDialog) + binding_rows(app, dialogs.QuitDialog)
+                     + [("enter / esc", "LMC dialog: compute / cancel (k empty: the round's own start)", "")]))
     return sections
 
 

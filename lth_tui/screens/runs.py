@@ -1,4 +1,4 @@
-"""Runs: every run in the store — open, compare, export, resume, cancel, delete.
+"""Runs: every run in the store — open, compare, mask overlap, export, resume, cancel, delete.
 
 The list is read by `engine.store.list_runs` in a worker every 2 s while the screen is shown
 (and on F5); a damaged run dir is a row in state "damaged" with its reason, never a crash.
@@ -25,6 +25,11 @@ METRICS = (
     ("early_stop_iteration", "early-stop iteration", 1.0),
     ("test_accuracy_final", "final test accuracy (%)", 100.0),
     ("supermask_accuracy", "supermask accuracy (%)", 100.0),
+    # only some runs record these (mask training, the LMC option); the compare view skips a
+    # metric none of the compared runs has
+    ("expected_mask_accuracy", "expected-mask accuracy (%)", 100.0),
+    ("sampled_mask_accuracy", "sampled-mask accuracy (%)", 100.0),
+    ("lmc_barrier", "LMC error barrier (%)", 100.0),
 )
 COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
 
@@ -45,6 +50,9 @@ class RunsScreen(Screen):
         Binding("space", "toggle_mark", "Mark", id="runs.mark", tooltip="Mark: select the run for compare / export"),
         Binding("c", "compare", "Compare", id="runs.compare",
                 tooltip="Compare the marked runs (or the highlighted one) on one plot"),
+        Binding("o", "overlap", "Overlap", id="runs.overlap",
+                tooltip="Overlap: Jaccard overlap matrix of the marked runs' masks at a chosen round (e.g. the criteria "
+                        "of a sweep)"),
         Binding("e", "export", "Export", id="runs.export",
                 tooltip="Export the marked runs (png: one plot) or the highlighted one: md, json, csv, png"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Resume a cancelled, interrupted or failed run"),
@@ -187,6 +195,8 @@ class RunsScreen(Screen):
             return info is not None and info.state == "running"
         if action == "compare":
             return bool(self.marked) or info is not None
+        if action == "overlap":
+            return len(self.marked) >= 2
         return True
 
     def action_open_run(self) -> None:
@@ -226,6 +236,16 @@ class RunsScreen(Screen):
             return
         self.app.push_screen(CompareScreen(runs))
 
+    def action_overlap(self) -> None:
+        """The mask-overlap matrix of the marked runs (two or more) at a round picked in the view."""
+        from lth_tui.screens.analysis import OverlapMatrixScreen
+
+        runs = [i for i in self.infos if i.path in self.marked]
+        if len(runs) < 2:
+            self.app.notify("mark two or more runs (space) to compare their masks", severity="warning")
+            return
+        self.app.push_screen(OverlapMatrixScreen([i.path for i in runs], [_overlap_label(i) for i in runs]))
+
     def action_export(self) -> None:
         runs = self.selection()
         if runs:
@@ -251,8 +271,13 @@ def _trunc(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _overlap_label(info: Any) -> str:
+    return f"{info.run_id[-6:]} {_trunc(info.criterion or info.preset, 24)}"
+
+
 def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: str, scale: float) -> tuple[Series, ...]:
-    """One series per run with a curve: x = % weights remaining, y = the metric's mean ± std over trials."""
+    """One series per run with a curve: x = % weights remaining, y = the metric's mean ± std over
+    trials, n (the trials behind the points) in the label."""
     out = []
     for index, (path, summary) in enumerate(summaries):
         points = [p for p in (summary or {}).get("curve", []) if p.get(f"{metric}_mean") is not None]
@@ -260,7 +285,14 @@ def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: 
             continue
         config = (summary or {}).get("config", {})
         prune = config.get("prune", {}) if isinstance(config, dict) else {}
-        label = f"{path.name[-6:]} {prune.get('criterion', '')}/{prune.get('mask1', '')}".strip()
+        experiment = config.get("experiment", "imp") if isinstance(config, dict) else "imp"
+        if experiment not in ("imp", None):
+            label = f"{path.name[-6:]} {experiment}"
+        else:
+            label = f"{path.name[-6:]} {prune.get('criterion', '')}/{prune.get('mask1', '')}".strip()
+        counts = [int(p.get(f"{metric}_n", p.get("n", 1)) or 0) for p in points]
+        lo, hi = min(counts), max(counts)
+        label += f" (n={lo})" if lo == hi else f" (n={lo}–{hi})"
         out.append(Series(label, x=tuple(100 * p["weights_remaining"] for p in points),
                           y=tuple(scale * p[f"{metric}_mean"] for p in points),
                           yerr=tuple(scale * (p.get(f"{metric}_std") or 0.0) for p in points),
@@ -274,6 +306,8 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("escape", "close", "Back", id="compare.back"),
         Binding("m", "metric", "Metric", id="compare.metric"),
+        Binding("o", "overlap", "Mask overlap", id="compare.overlap",
+                tooltip="Mask overlap: Jaccard matrix of these runs' masks at a chosen round"),
         Binding("e", "export", "Export PNG", id="compare.export"),
         Binding("f5", "reload", "Reload", id="compare.reload"),
     ]
@@ -306,17 +340,24 @@ class CompareScreen(Screen):
         self.summaries = [(p, s) for p, s, _ in summaries]
         problems = [f"{p.name}: {e}" for p, _, e in summaries if e]
         legend = self.query_one("#compare-legend", Static)
-        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · e: export PNG · esc: back", style="dim")
+        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · o: mask overlap · e: export PNG · esc: back",
+                    style="dim")
         if problems:
             text.append("\n" + "; ".join(problems), style="red")
         legend.update(text)
         self._draw()
 
+    def metrics(self) -> list[int]:
+        """Indices of METRICS some compared run records (the first four always)."""
+        have = {k for _, s in self.summaries for p in (s or {}).get("curve", []) for k in p}
+        return [i for i, (key, _, _) in enumerate(METRICS) if i < 4 or f"{key}_mean" in have]
+
     def _draw(self) -> None:
         key, label, scale = METRICS[self.metric]
         self.query_one("#compare-plot", PlotView).set_plot(PlotSpec(
-            title=f"{label} vs weights remaining", xlabel="weights remaining (%)", ylabel=label,
-            series=compare_series(self.summaries, key, scale), xlog=True, xreverse=True, ylim=None,
+            # a short y label: plotext's bottom row holds both labels and a long one runs into the x label
+            title=f"{label} vs weights remaining", xlabel="weights remaining (%)",
+            ylabel="%" if scale == 100.0 else "iteration", series=compare_series(self.summaries, key, scale), xlog=True, xreverse=True, ylim=None,
             empty_message="none of these runs has a finished round yet"))
 
     @property
@@ -324,8 +365,24 @@ class CompareScreen(Screen):
         return self.query_one("#compare-plot", PlotView).spec
 
     def action_metric(self) -> None:
-        self.metric = (self.metric + 1) % len(METRICS)
+        shown = self.metrics()
+        later = [i for i in shown if i > self.metric]
+        self.metric = later[0] if later else shown[0]
         self._draw()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "overlap":
+            return len(self.run_dirs) >= 2
+        return True
+
+    def action_overlap(self) -> None:
+        from lth_tui.screens.analysis import OverlapMatrixScreen
+
+        if len(self.run_dirs) < 2:
+            return
+        infos = {i.path: i for i in self.app.run_infos}
+        labels = [_overlap_label(infos[d]) if d in infos else d.name[-6:] for d in self.run_dirs]
+        self.app.push_screen(OverlapMatrixScreen(self.run_dirs, labels))
 
     def action_export(self) -> None:
         self.app.export_dialog(self.run_dirs, formats=("png",))
