@@ -329,10 +329,13 @@ def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, shoul
 def spawn(run_dir: Path | str) -> subprocess.Popen:
     """Starts the runner as a detached child: it outlives the app and a dropped SSH link."""
     run_dir = Path(run_dir)
+    # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     log = open(run_dir / "runner.log", "ab")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)
     finally:
         log.close()
     # The child records its pid only after importing torch; writing it now means no reader

@@ -28,6 +28,11 @@ class ExportError(ValueError):
     """An export that cannot be written; the message names the reason."""
 
 
+def _length(step: Any) -> str:
+    """"1500 iterations" or "160 epochs" for a config length."""
+    return f"{step.count} {'epochs' if step.unit == 'ep' else 'iterations'}"
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
@@ -55,9 +60,9 @@ def to_markdown(run_dir: Path) -> str:
         f"- state: {summary.get('state', status['state'])}",
         f"- preset: {status.get('preset', config.name)} — {config.description}",
         f"- data: {config.data.name} (val {config.data.val_size}); model: {config.model.name} ({config.model.init})",
-        f"- training: {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.iterations} iterations, {t.schedule} schedule",
+        f"- training: {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
-        f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to iteration {p.rewind_iteration}",
+        f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to {_length(p.rewind_iteration)}",
         f"- trials: {config.trials} (seeds {config.seed}..{config.seed + config.trials - 1})",
     ]
     masks_trained = getattr(config, "experiment", "imp") != "imp"

@@ -144,7 +144,7 @@ async def test_lmc_and_overlap_tabs_fill_and_the_lmc_key_adds_a_curve(store: dic
         assert isinstance(app.screen, LmcDialog) and "0..59" in str(dialog.query_one("#lmc-error").render())
         dialog.query_one("#lmc-k", Input).value = "0"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.screen is screen and screen.lmc_busy)
+        await wait_for(pilot, lambda: app.screen is screen)
         await wait_for(pilot, lambda: not screen.lmc_busy and len(interp.spec.series) == 2, 60)
         assert "k=0" in interp.spec.series[1].label and "(n=1)" in interp.spec.series[1].label
         (k0,) = _lmc(run_dir, "lmc-k0.json")
