@@ -61,3 +61,15 @@ async def wait_for(pilot, condition: Callable[[], object], timeout: float = 10.0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {getattr(condition, '__name__', condition)}")
         await asyncio.sleep(step)  # the app keeps running meanwhile; cheaper than pilot.pause on a big screen
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny nets on a shared 2-core CPU: one torch thread avoids OpenMP oversubscription,
+    which makes them 10x slower whenever another process is busy."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,12 +15,7 @@ from engine.store import create_run
 from engine.training import Cancelled, TrainJob, generator, optimizer_for, train_round
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

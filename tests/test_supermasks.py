@@ -22,12 +22,7 @@ from engine.training import TrainJob, generator, train_round
 PRUNABLE = {"fc_layers.0.weight", "fc_layers.1.weight", "fc.weight"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
