@@ -84,7 +84,22 @@ class QuitDialog(ModalScreen[str | None]):
         self.dismiss(choice)
 
 
-class TextPrompt(ModalScreen[str | None]):
+class _InputDialog(ModalScreen[Any]):
+    """Enter in the input or the "ok" button calls the subclass's `_accept`; any other button dismisses."""
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._accept()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._accept()
+        else:
+            self.dismiss(None)
+
+
+class TextPrompt(_InputDialog):
     """Asks for one line of text; Enter accepts, Escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
@@ -106,17 +121,6 @@ class TextPrompt(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._accept()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._accept()
-        else:
-            self.dismiss(None)
-
     def _accept(self) -> None:
         text = self.query_one(Input).value.strip()
         if not text:
@@ -130,7 +134,7 @@ class TextPrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ExportDialog(ModalScreen[tuple[str, Path] | None]):
+class ExportDialog(_InputDialog):
     """Format (md, json, csv, png) and the file to write; the default lies in the run dir."""
 
     BINDINGS = [
@@ -183,17 +187,6 @@ class ExportDialog(ModalScreen[tuple[str, Path] | None]):
         if Path(event.value) not in self.default_for.values():
             self._edited = True
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._accept()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._accept()
-        else:
-            self.dismiss(None)
-
     def _accept(self) -> None:
         text = self.query_one("#export-path", Input).value.strip()
         self.dismiss((self.fmt, Path(text).expanduser() if text else self.default_for[self.fmt]))
@@ -237,7 +230,7 @@ class RunPicker(ModalScreen[Any]):
         self.dismiss(None)
 
 
-class LmcDialog(ModalScreen[tuple[int, int | None] | None]):
+class LmcDialog(_InputDialog):
     """Linear mode connectivity of one round: the rewind iteration k (empty: the round's own
     start) and, when several trials finished the round, which one. Returns (trial, k) or None."""
 
@@ -270,17 +263,6 @@ class LmcDialog(ModalScreen[tuple[int, int | None] | None]):
 
     def on_mount(self) -> None:
         self.query_one("#lmc-k", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._accept()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._accept()
-        else:
-            self.dismiss(None)
 
     def _accept(self) -> None:
         text = self.query_one("#lmc-k", Input).value.strip()
