@@ -216,7 +216,7 @@ class _Run:
                   "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
                   "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
                   "test_accuracy_final": outcome.test_accuracy_final,
-                  "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds}
+                  "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds, **outcome.extra}
         if config.analysis.lmc:  # linear mode connectivity of this round's training (engine/lmc.py)
             from engine.lmc import round_lmc
 

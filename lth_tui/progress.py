@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lth_tui.completion import Completion
+
 
 class ProgressView:
     """One bar over all iterations of all rounds and trials, with the latest accuracy."""
@@ -23,9 +25,8 @@ class ProgressView:
             console=self.console, disable=not enabled, transient=False,
         )
         self.task: Any = None
-        self.iterations = 1
-        self.rounds = 1
-        self.trials = 1
+        self.count = Completion()
+        self.together = False  # trials trained as one batched model: their rounds run side by side
 
     def __enter__(self) -> ProgressView:
         self.progress.__enter__()
@@ -36,22 +37,26 @@ class ProgressView:
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        self.count.feed(event)
         if kind == "run_start":
-            self.iterations, self.rounds, self.trials = event["iterations"], event["rounds"], event["trials"]
-            total = self.iterations * self.rounds * self.trials
-            done = event.get("rounds_done", 0) * self.iterations
-            self.task = self.progress.add_task("run", total=total, completed=done, where="starting", it="", acc="–", wr="100%")
+            self.together = bool(event.get("parallel_trials"))
+            self.task = self.progress.add_task("run", total=self.count.total, completed=self.count.done, where="starting",
+                                               it="", acc="–", wr="100%")
             if event.get("resumed"):
                 self.console.print(f"resuming: {event.get('rounds_done', 0)} round(s) already done")
         elif self.task is None:
             return
         elif kind == "round_start":
-            self.progress.update(self.task, where=f"trial {event['trial'] + 1}/{self.trials} round {event['round']}/{self.rounds - 1}",
-                                 wr=f"{100 * event['weights_remaining']:.1f}%")
+            trials, rounds = self.count.trials, self.count.rounds
+            where = f"round {event['round']}/{rounds - 1}"
+            if trials > 1:
+                where = f"{where}, {trials} trials together" if self.together else f"trial {event['trial'] + 1}/{trials} {where}"
+            self.progress.update(self.task, where=where, wr=f"{100 * event['weights_remaining']:.1f}%")
         elif kind == "eval":
-            done = (event["trial"] * self.rounds + event["round"]) * self.iterations + event["iteration"]
-            self.progress.update(self.task, completed=done, it=f"it {event['iteration']}/{self.iterations}",
+            self.progress.update(self.task, completed=self.count.done, it=f"it {event['iteration']}/{self.count.iterations}",
                                  acc=f"{100 * event['test_accuracy']:.1f}%")
+        elif kind == "round_end":
+            self.progress.update(self.task, completed=self.count.done)
         elif kind == "error":
             self.console.print(f"[red]run failed:[/red] {event.get('message')}")
 
@@ -91,6 +96,7 @@ def run_parallel(run_dirs: list[Path], jobs: int, stop: Any, quiet: bool = False
     pending = list(run_dirs)
     active: dict[Path, tuple[subprocess.Popen, Any, int]] = {}
     states: dict[Path, str] = {}
+    counts: dict[Path, Completion] = {}
     console = Console(stderr=True)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[note]}"),
                         TimeRemainingColumn(), console=console, disable=quiet)
@@ -108,19 +114,17 @@ def run_parallel(run_dirs: list[Path], jobs: int, stop: Any, quiet: bool = False
                     proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, env=env)
                 task = progress.add_task(run_dir.name, total=None, note="starting")
+                counts[run_dir] = Completion()
                 active[run_dir] = (proc, task, 0)
             for run_dir, (proc, task, offset) in list(active.items()):
                 events, offset = read_events(run_dir, offset)
                 active[run_dir] = (proc, task, offset)
+                count = counts[run_dir]
                 for event in events:
-                    if event["event"] == "run_start":
-                        progress.update(task, total=event["iterations"] * event["rounds"] * event["trials"],
-                                        completed=event.get("rounds_done", 0) * event["iterations"])
-                        progress.tasks[task].fields["per_round"] = (event["iterations"], event["rounds"])
-                    elif event["event"] == "eval":
-                        its, rounds = progress.tasks[task].fields.get("per_round", (1, 1))
-                        progress.update(task, completed=(event["trial"] * rounds + event["round"]) * its + event["iteration"],
-                                        note=f"r{event['round']} acc {100 * event['test_accuracy']:.1f}%")
+                    if count.feed(event):
+                        progress.update(task, total=count.total, completed=count.done)
+                    if event["event"] == "eval":
+                        progress.update(task, note=f"r{event['round']} acc {100 * event['test_accuracy']:.1f}%")
                 if proc.poll() is not None:
                     try:
                         states[run_dir] = read_status(run_dir)["state"]

@@ -224,3 +224,20 @@ def test_conv_masks_become_rows_by_fan_in(tmp_path: Path) -> None:
     assert result["matrix"].shape == (4, 18) and result["matrix"][0].sum() == 0 and result["matrix"][1:].all()
     assert "4×2×3×3" in result["title"]
     assert result["density"] is None  # a conv kernel has no per-pixel density
+
+
+def test_run_model_progress_for_batched_trials(tmp_path: Path) -> None:
+    """Trials trained together interleave their events: the bar counts what was trained."""
+    model = RunModel(tmp_path)
+    model.apply([{"event": "run_start", "time": 0.0, "trials": 4, "rounds": 2, "iterations": 100, "device": "cuda",
+                  "parallel_trials": True}]
+                + [{"event": "round_start", "time": 0.0, "trial": t, "round": 0, "weights_remaining": 1.0, "layers": {}}
+                   for t in range(4)]
+                + [{"event": "eval", "time": 1.0, "trial": t, "round": 0, "iteration": 50, "train_loss": 1.0,
+                    "val_loss": 1.0, "val_accuracy": 0.5, "test_loss": 1.0, "test_accuracy": 0.5} for t in range(4)]
+                + [{"event": "round_end", "time": 2.0, "trial": t, "round": 0, "weights_remaining": 1.0, "layers": {},
+                    "seconds": 1.0, "batched_seconds": 4.0, "batched_trials": 4} for t in range(4)])
+    assert model.fraction_done() == 0.5
+    model.state, model.alive = "running", True
+    assert "4 trials together · round 0/1" in str(model.progress_text())
+    assert "0:01 (its share of 0:04 for 4 trials together)" in str(model.log[-1])

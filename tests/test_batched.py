@@ -17,6 +17,7 @@ from engine.models import build_model, layer_kinds
 from engine.runner import execute
 from engine.store import create_run, read_summary
 from engine.training import TrainJob, generator, train_round
+from lth_tui.completion import Completion
 
 BASE = {"name": "tiny", "device": "cpu", "trials": 3, "data": {"name": "digits", "val_size": 200},
         "model": {"name": "mlp", "hidden": [32]},
@@ -64,7 +65,8 @@ def _assert_same_store(a: Path, b: Path, trials: int = 3, rounds: int = 3) -> No
                 for key in ta:
                     assert torch.equal(ta[key], tb[key]), (rdir, name, key)
             ra, rb = (json.loads((d / rdir / "result.json").read_text()) for d in (a, b))
-            ra.pop("seconds"), rb.pop("seconds")
+            for key in ("seconds", "batched_seconds", "batched_trials"):  # wall times, and how b's were shared
+                ra.pop(key, None), rb.pop(key, None)
             assert ra == rb, rdir
             ea, eb = (json.loads((d / rdir / "evals.json").read_text()) for d in (a, b))
             assert ea == eb, rdir
@@ -91,6 +93,18 @@ def test_batched_trials_write_the_same_run_store(tmp_path, digits, reference):
     ref_events = [json.loads(line) for line in (reference / "events.jsonl").read_text().splitlines()]
     ref_evals = {(e["trial"], e["round"], e["iteration"]): e["test_accuracy"] for e in ref_events if e["event"] == "eval"}
     assert {(e["trial"], e["round"], e["iteration"]): e["test_accuracy"] for e in evals} == ref_evals
+    # each trial is charged its share of the round's shared wall time, so sums over trials stay true
+    for r in range(3):
+        results = [json.loads((run_dir / f"trial-{t}/round-{r}/result.json").read_text()) for t in range(3)]
+        assert {res["batched_trials"] for res in results} == {3}
+        assert len({res["batched_seconds"] for res in results}) == 1
+        assert sum(res["seconds"] for res in results) == pytest.approx(results[0]["batched_seconds"])
+    # the progress count (CLI bar, app) climbs steadily to the total although trials interleave
+    count, seen = Completion(), []
+    for event in events:
+        count.feed(event)
+        seen.append(count.done)
+    assert seen == sorted(seen) and seen[-1] == count.total == 3 * 3 * 40
 
 
 def test_interrupted_batched_run_resumes_to_the_same_result(tmp_path, digits, reference):

@@ -28,6 +28,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from lth_tui.completion import Completion
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.screens.analysis import (barrier_plot, fit_spec, interpolation_plot, lmc_rounds, n_label, overlap_table,
@@ -85,6 +86,8 @@ class RunModel:
     _rate_start: tuple[float, int] | None = None
     _last: tuple[float, int] | None = None
     _awaiting_rate_start: bool = False
+    count: Completion = field(default_factory=Completion)  # iterations done, trial-major or batched
+    together: bool = False  # the trials train as one batched model (run_start's parallel_trials)
 
     @property
     def run_id(self) -> str:
@@ -160,7 +163,9 @@ class RunModel:
             kind = ev.get("event")
             when = ev.get("time")
             t, r = ev.get("trial"), ev.get("round")
+            self.count.feed(ev)
             if kind == "run_start":
+                self.together = bool(ev.get("parallel_trials"))
                 self.trials = ev.get("trials", self.trials)
                 self.rounds = ev.get("rounds", self.rounds)
                 self.iterations = ev.get("iterations", self.iterations)
@@ -187,7 +192,7 @@ class RunModel:
                 self.evals.setdefault((t, r), {})[it] = ev
                 self.position = (t, r, it)
                 if when is not None:
-                    done = self.done_iterations(t, r, it)
+                    done = self.count.done
                     if self._awaiting_rate_start:
                         self._rate_start, self._awaiting_rate_start = (when, done), False
                     self._last = (when, done)
@@ -202,6 +207,8 @@ class RunModel:
                 self._record(t, ev)
                 acc = ev.get("test_accuracy_at_early_stop")
                 extra = f", LMC barrier {100 * ev['lmc_barrier']:.2f}%" if ev.get("lmc_barrier") is not None else ""
+                if ev.get("batched_trials"):
+                    extra += f" (its share of {fmt_seconds(ev.get('batched_seconds'))} for {ev['batched_trials']} trials together)"
                 if ev.get("expected_mask_accuracy") is not None or ev.get("sampled_mask_accuracy") is not None:
                     figures = (f"expected-mask acc {_pct(ev.get('expected_mask_accuracy'))}, sampled-mask acc "
                                f"{_pct(ev.get('sampled_mask_accuracy'))}")
@@ -240,12 +247,9 @@ class RunModel:
 
     # -- derived figures ---------------------------------------------------------------------
 
-    def done_iterations(self, t: int, r: int, it: int) -> int:
-        return (t * self.rounds + r) * self.iterations + it
-
     @property
     def total_iterations(self) -> int:
-        return self.trials * self.rounds * self.iterations
+        return self.count.total or self.trials * self.rounds * self.iterations
 
     def eta(self) -> float | None:
         """Seconds left, from the event times since the run (re)started."""
@@ -314,7 +318,8 @@ class RunModel:
         text.append("\n")
         if self.position is not None:
             t, r, it = self.position
-            text.append(f"trial {t + 1}/{self.trials} · round {r}/{max(self.rounds - 1, 0)} · it {it}/{self.iterations}")
+            who = f"{self.trials} trials together" if self.together and self.trials > 1 else f"trial {t + 1}/{self.trials}"
+            text.append(f"{who} · round {r}/{max(self.rounds - 1, 0)} · it {it}/{self.iterations}")
             wr = self.weights.get((t, r))
             if wr is not None:
                 text.append(f" · {100 * wr:.1f}% weights")
@@ -345,9 +350,9 @@ class RunModel:
     def fraction_done(self) -> float:
         if self.state == "done":
             return 1.0
-        if self.position is None or not self.total_iterations:
+        if self.position is None or not self.count.total:
             return self.rounds_done() / max(self.trials * self.rounds, 1)
-        return min(1.0, self.done_iterations(*self.position) / self.total_iterations)
+        return self.count.fraction
 
 
 def _pct(x: float | None) -> str:
