@@ -65,6 +65,17 @@ def _err(message: str) -> None:
     print(f"lth-tui: error: {message}", file=sys.stderr)
 
 
+def _bad_input(exc: Exception, where: object) -> int:
+    """Reports input the run cannot take and gives the exit code for it.
+
+    A ConfigError already names its file and key; other errors get the file they came from.
+    """
+    from engine.config import ConfigError
+
+    _err(str(exc) if isinstance(exc, ConfigError) else f"{where}: {exc}")
+    return EXIT_BAD_INPUT
+
+
 class _StopFlag:
     """First Ctrl-C asks the run to checkpoint and stop; a second one aborts at once."""
 
@@ -130,12 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(path, overrides)
         device = resolve_device(config.device)
         data = _checked_data(config, str(path))
-    except ConfigError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    except (DatasetError, ModelError) as exc:
-        _err(f"{path}: {exc}")
-        return EXIT_BAD_INPUT
+    except (ConfigError, DatasetError, ModelError) as exc:
+        return _bad_input(exc, path)
     run_dir = create_run(config, args.runs_dir, preset=path.stem)
     return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every, data=data.to(device))
 
@@ -179,12 +186,8 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
                 datasets[key] = _checked_data(config, str(path))
             else:
                 _check_model(config, datasets[key])
-    except ConfigError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    except (DatasetError, ModelError) as exc:
-        _err(f"{path}: {exc}")
-        return EXIT_BAD_INPUT
+    except (ConfigError, DatasetError, ModelError) as exc:
+        return _bad_input(exc, path)
     runs_dir = args.runs_dir or default_runs_dir()
     group_id, folder = create_group(runs_dir, path.stem, axes)
     gpus = _gpu_count()
@@ -330,12 +333,8 @@ def cmd_lmc(args: argparse.Namespace) -> int:
     stop.install()
     try:
         record = run_lmc(args.run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial, should_stop=stop)
-    except ConfigError as exc:
-        _err(str(exc))
-        return EXIT_BAD_INPUT
-    except (StoreError, DatasetError) as exc:
-        _err(f"{args.run_dir}: {exc}")
-        return EXIT_BAD_INPUT
+    except (ConfigError, StoreError, DatasetError) as exc:
+        return _bad_input(exc, args.run_dir)
     except Cancelled:
         print("lmc cancelled; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED

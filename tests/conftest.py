@@ -1,8 +1,10 @@
-"""Shared fixtures of the app tests: a tiny preset that trains in seconds, a private HOME."""
+"""Shared fixtures: a tiny preset that trains in seconds, a private HOME, one torch thread, and
+the analysis runs (LMC, supermask) several test files read."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,6 +36,18 @@ eval_every = 20
 rounds = 2
 criterion = "large_final"
 """
+
+
+def merged(base: dict, **sections: object) -> dict:
+    """A deep copy of a raw config with `sections` merged in: a dict updates that table, any
+    other value replaces the key. Tests vary one table of a shared tiny config this way."""
+    raw = copy.deepcopy(base)
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return raw
 
 
 @pytest.fixture
@@ -73,3 +87,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def analysis_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An IMP run of FAST_PRESET with 2 trials and analysis.lmc, and a 3-round supermask run.
+
+    Trained once per session; a test that writes into a run dir must copy it first.
+    """
+    import tomllib
+
+    import torch
+
+    from engine.config import from_dict
+    from engine.runner import execute
+    from engine.store import create_run
+
+    store = tmp_path_factory.mktemp("analysis-runs")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        raw = tomllib.loads(FAST_PRESET)
+        raw["trials"] = 2
+        raw["analysis"] = {"lmc": True}
+        imp = create_run(from_dict(raw), store, preset="fast-lmc")
+        assert execute(imp) == "done"
+        raw = tomllib.loads(FAST_PRESET)
+        raw["experiment"] = "supermask"
+        raw["supermask"] = {"rounds": 3}
+        sm = create_run(from_dict(raw), store, preset="fast-supermask")
+        assert execute(sm) == "done"
+    finally:
+        torch.set_num_threads(threads)
+    return {"imp": imp, "supermask": sm}

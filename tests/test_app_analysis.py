@@ -7,19 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from conftest import FAST_PRESET, wait_for
+from conftest import wait_for
 from safetensors.numpy import load_file
 from textual.widgets import DataTable, Input
 
-from engine.config import from_dict
-from engine.runner import execute
-from engine.store import create_run
 from lth_tui.app import LthApp
 from lth_tui.commands import app_commands
 from lth_tui.components.plot import PlotView
@@ -28,35 +23,13 @@ from lth_tui.screens.dialogs import LmcDialog
 from lth_tui.screens.runs import CompareScreen
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """An IMP run with 2 trials and analysis.lmc = true, and a supermask run of the same model."""
-    store = tmp_path_factory.mktemp("analysis")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        raw = tomllib.loads(FAST_PRESET)
-        raw["trials"] = 2
-        raw["analysis"] = {"lmc": True}
-        imp = create_run(from_dict(raw), store, preset="fast-lmc")
-        assert execute(imp) == "done"
-        raw = tomllib.loads(FAST_PRESET)
-        raw["experiment"] = "supermask"
-        raw["supermask"] = {"rounds": 3}
-        sm = create_run(from_dict(raw), store, preset="fast-supermask")
-        assert execute(sm) == "done"
-    finally:
-        torch.set_num_threads(threads)
-    return {"imp": imp, "supermask": sm}
-
-
 @pytest.fixture
-def store(tmp_path: Path, built: dict[str, Path]) -> dict[str, Path]:
+def store(tmp_path: Path, analysis_runs: dict[str, Path]) -> dict[str, Path]:
     """A fresh copy per test (the LMC key writes into the run dir)."""
     runs = tmp_path / "runs"
     runs.mkdir()
     out = {"dir": runs}
-    for key, run_dir in built.items():
+    for key, run_dir in analysis_runs.items():
         shutil.copytree(run_dir, runs / run_dir.name)
         out[key] = runs / run_dir.name
     return out
@@ -232,6 +205,7 @@ async def test_runs_screen_overlap_matrix_and_compare_labels(store: dict[str, Pa
         view = app.screen
         assert view.rounds == [0, 1, 2] and view.result["round"] == 2
         order = [i.path for i in runs.infos if i.path in runs.marked]
+        assert set(order) == {imp, sm}
         table = view.query_one("#overlap-matrix", DataTable)
         jac, chance = _jaccard(_mask(order[0], 0, 2), _mask(order[1], 0, 2))
         cell = str(table.get_cell("0", "c1"))

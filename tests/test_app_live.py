@@ -121,7 +121,6 @@ async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path,
     # started like `lth-tui run` would (any starter will do: the app follows the run dir)
     run_dir = create_run(from_dict(raw), runs_dir, preset="long")
     process = spawn(run_dir)
-    pid = process.pid
     try:
         app = LthApp(runs_dir)
         async with app.run_test(size=(80, 24)) as pilot:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import merged
 from safetensors.torch import load_file
 
 from engine.batched import parallel_trials_active, train_rounds
@@ -27,14 +28,7 @@ FILES = ("mask", "start", "final")
 
 
 def _config(parallel, **sections):
-    raw = json.loads(json.dumps(BASE))
-    raw["parallel_trials"] = parallel
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            raw.setdefault(key, {}).update(value)
-        else:
-            raw[key] = value
-    return from_dict(raw)
+    return from_dict(merged(BASE, parallel_trials=parallel, **sections))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import statistics
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -16,35 +16,23 @@ import torch
 from conftest import FAST_PRESET
 from safetensors.numpy import load_file
 
-from engine.config import from_dict
 from engine.lmc import run_lmc
-from engine.runner import execute
-from engine.store import create_run
 from lth_tui.cli import main
 from lth_tui.export import export_group, to_csv, to_json, to_markdown
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 2-trial IMP run with analysis.lmc (plus one `lmc --rewind 0` result) and a supermask run."""
+def runs(tmp_path_factory: pytest.TempPathFactory, analysis_runs: dict[str, Path]) -> dict[str, Path]:
+    """The shared analysis runs, copied, plus one `lmc --rewind 0` result in the IMP run."""
     store = tmp_path_factory.mktemp("export-analysis")
+    copies = {key: Path(shutil.copytree(run_dir, store / run_dir.name)) for key, run_dir in analysis_runs.items()}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        raw = tomllib.loads(FAST_PRESET)
-        raw["trials"] = 2
-        raw["analysis"] = {"lmc": True}
-        imp = create_run(from_dict(raw), store, preset="fast-lmc")
-        assert execute(imp) == "done"
-        run_lmc(imp, 1, rewind_iteration=0, trial=1)
-        raw = tomllib.loads(FAST_PRESET)
-        raw["experiment"] = "supermask"
-        raw["supermask"] = {"rounds": 3}
-        sm = create_run(from_dict(raw), store, preset="fast-supermask")
-        assert execute(sm) == "done"
+        run_lmc(copies["imp"], 1, rewind_iteration=0, trial=1)
     finally:
         torch.set_num_threads(threads)
-    return {"imp": imp, "supermask": sm, "store": store}
+    return {**copies, "store": store}
 
 
 def _jaccard(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, float]:

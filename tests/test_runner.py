@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import merged
 from safetensors.numpy import load_file as load_np
 
 from engine.config import from_dict
@@ -29,13 +29,7 @@ FAST = {"name": "tiny", "description": "test", "device": "cpu", "data": {"name":
 
 
 def _config(**sections):
-    raw = json.loads(json.dumps(FAST))
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            raw.setdefault(key, {}).update(value)
-        else:
-            raw[key] = value
-    return from_dict(raw)
+    return from_dict(merged(FAST, **sections))
 
 
 def _run(tmp_path, **sections) -> Path:

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import merged
 from safetensors.numpy import load_file as load_np
 
 from engine.config import ConfigError, from_dict, resolve_schedule
@@ -39,9 +40,7 @@ def _config(experiment: str, **sections):
            "train": {"optimizer": "sgd", "lr": 100.0 if experiment == "supermask" else 0.1, "momentum": 0.9,
                      "batch_size": 64, "iterations": 300, "eval_every": 100},
            "supermask": {"rounds": 3, "weights": "signed_constant"}}
-    for key, value in sections.items():
-        raw[key].update(value)
-    return from_dict(raw)
+    return from_dict(merged(raw, **sections))
 
 
 def _run(tmp_path, digits, experiment, **sections):
