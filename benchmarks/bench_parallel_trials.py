@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     contenders = {"one": one, "sequential": sequential, **{s: together(s) for s in strategies}}
     times = harness.alternate(contenders, args.repeats, device)
     default = default_strategy(models[0], device)
-    rows = [[f"1 trial (train_round)", times["one"], args.iterations / times["one"], 1.0, "", ""],
+    rows = [["1 trial (train_round)", times["one"], args.iterations / times["one"], 1.0, "", ""],
             [f"{args.trials} trials one after another", times["sequential"], args.trials * args.iterations / times["sequential"],
              times["sequential"] / times["one"], "", ""]]
     for s in strategies:
