@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
 
-STATES = ("running", "done", "failed", "cancelled")
+STATES = ("queued", "running", "done", "failed", "cancelled")
 
 
 class StoreError(RuntimeError):
@@ -70,10 +70,12 @@ def read_json(path: Path) -> Any:
 
 
 def create_run(config: ExperimentConfig, runs_dir: Path | None = None, *, preset: str | None = None,
-               group: str | None = None) -> Path:
+               group: str | None = None, queued_by: int | None = None) -> Path:
     """Makes a fresh run dir with its config.toml and a status; nothing runs yet.
 
     The id is readable and content-addressed: time, preset name and 6 hex of the config hash.
+    `queued_by` is the pid of a sweep that will start the run later: until then it is
+    "queued", not a run whose runner died, so nobody resumes it behind the sweep's back.
     """
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def create_run(config: ExperimentConfig, runs_dir: Path | None = None, *, preset
             suffix += 1
             run_dir = runs_dir / f"{base}-{suffix}"
     (run_dir / "config.toml").write_text(to_toml(config), encoding="utf-8")
-    status = {"state": "running", "pid": None, "host": socket.gethostname(), "error": None,
+    status = {"state": "queued" if queued_by else "running", "pid": queued_by, "host": socket.gethostname(), "error": None,
               "created": time.time(), "updated": time.time(), "preset": preset or config.name}
     if group:
         status["group"] = group
@@ -218,7 +220,10 @@ def pid_alive(pid: int | None) -> bool:
 
 @dataclass
 class RunInfo:
-    """One line of the runs list; `state` adds "interrupted" and "damaged" to the stored ones."""
+    """One line of the runs list; `state` adds "interrupted" and "damaged" to the stored ones.
+
+    A run whose runner (or, while queued, whose sweep) is gone from this host is "interrupted".
+    """
 
     path: Path
     run_id: str
@@ -250,7 +255,8 @@ def run_info(run_dir: Path) -> RunInfo:
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)
-    if info.state == "running" and status.get("host") == socket.gethostname() and not pid_alive(status.get("pid")):
+    if (info.state in ("running", "queued") and status.get("host") == socket.gethostname()
+            and not pid_alive(status.get("pid"))):
         info.state = "interrupted"
     if (run_dir / "summary.json").exists():
         try:

@@ -7,6 +7,7 @@ starts fast and works on a box where the terminal cannot host the app.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -195,7 +196,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     for index, (config, swept) in enumerate(combos):
         if args.jobs > 1 and gpus > 1 and config.device in ("auto", "cuda"):
             config.device = f"cuda:{index % gpus}"
-        run_dir = create_run(config, runs_dir, preset=path.stem, group=group_id)
+        run_dir = create_run(config, runs_dir, preset=path.stem, group=group_id, queued_by=os.getpid())
         add_run(folder, run_dir, swept)
         run_dirs.append(run_dir)
     print(folder, flush=True)
@@ -254,6 +255,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return EXIT_OK
     if status["state"] == "running" and pid_alive(status.get("pid")) and _same_host(status):
         _err(f"{run_dir} is still running (pid {status['pid']}); cancel it first or wait")
+        return EXIT_BAD_INPUT
+    if status["state"] == "queued" and pid_alive(status.get("pid")) and _same_host(status):
+        _err(f"{run_dir} is queued in a sweep that is still going (pid {status['pid']}), which will start it; "
+             "stop the sweep first to run it yourself")
         return EXIT_BAD_INPUT
     return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every)
 

@@ -147,6 +147,41 @@ def test_bad_sweep_value_writes_nothing(tiny, tmp_path, capsys):
     assert not runs.exists()
 
 
+def test_sweep_queues_its_later_runs_and_resume_respects_the_queue(tiny, tmp_path, capsys, monkeypatch):
+    """A sequential sweep's runs wait as "queued" (not "interrupted": nobody may resume them
+    behind the sweep's back); once the sweep is gone they are interrupted and resumable."""
+    import lth_tui.cli as cli
+    from engine.store import list_runs, run_info
+
+    runs = tmp_path / "runs"
+    seen = {}
+
+    def first_then_ctrl_c(run_dir, *args, **kwargs):
+        seen.update({info.path: info.state for info in list_runs(runs)})
+        return cli.EXIT_INTERRUPTED  # as if Ctrl-C stopped the first run: the sweep stops
+
+    monkeypatch.setattr(cli, "_execute_with_progress", first_then_ctrl_c)
+    assert main(["run", str(tiny), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random"]) == 130
+    monkeypatch.undo()
+    assert sorted(seen.values()) == ["queued", "queued"]  # neither had started when the first was handed over
+    (queued,) = [d for d in seen if "random" in (d / "config.toml").read_text()]
+    status_before = (queued / "status.json").read_text()
+    assert json.loads(status_before)["pid"] == os.getpid()  # the sweep (this process) holds the queue
+    capsys.readouterr()
+    assert main(["resume", str(queued)]) == 2
+    assert "queued in a sweep that is still going" in capsys.readouterr().err
+    assert (queued / "status.json").read_text() == status_before and not (queued / "events.jsonl").exists()
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    status = json.loads(status_before)
+    status["pid"] = gone.pid  # the sweep's process has exited
+    (queued / "status.json").write_text(json.dumps(status))
+    assert run_info(queued).state == "interrupted"
+    assert main(["resume", str(queued), "--quiet"]) == 0
+    assert run_info(queued).state == "done"
+
+
 def test_resume_refuses_a_non_run(tmp_path, capsys):
     assert main(["resume", str(tmp_path)]) == 2
     assert "not a resumable run dir" in capsys.readouterr().err

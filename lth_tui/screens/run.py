@@ -148,6 +148,8 @@ class RunModel:
             self.state = status.get("state", self.state)
             if self.state == "running" and not alive:
                 self.state = "interrupted"
+            elif self.state == "queued" and not _queue_alive(status):
+                self.state = "interrupted"  # its sweep is gone: nothing will start it now
             if status.get("error"):
                 self.error = status["error"]
         elif error:
@@ -310,7 +312,7 @@ class RunModel:
         text = Text()
         state = self.state
         color = {"running": "bold green", "done": "bold cyan", "failed": "bold red", "cancelled": "bold yellow",
-                 "interrupted": "bold yellow"}.get(state, "bold")
+                 "interrupted": "bold yellow", "queued": "dim"}.get(state, "bold")
         text.append(f" {state} ", style=f"reverse {color}")
         text.append(f" {self.run_id}", style="bold")
         if self.device:
@@ -353,6 +355,15 @@ class RunModel:
         if self.position is None or not self.count.total:
             return self.rounds_done() / max(self.trials * self.rounds, 1)
         return self.count.fraction
+
+
+def _queue_alive(status: dict[str, Any]) -> bool:
+    """Whether the sweep that queued a run is still there to start it (other hosts: assume so)."""
+    import socket
+
+    from engine.store import pid_alive
+
+    return status.get("host") not in (None, socket.gethostname()) or pid_alive(status.get("pid"))
 
 
 def _pct(x: float | None) -> str:

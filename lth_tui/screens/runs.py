@@ -19,7 +19,7 @@ from lth_tui.components.plot import PlotSpec, PlotView, Series
 
 REFRESH_SECONDS = 2.0
 STATE_STYLES = {"running": "bold green", "done": "cyan", "failed": "bold red", "cancelled": "yellow",
-                "interrupted": "bold yellow", "damaged": "bold red"}
+                "interrupted": "bold yellow", "damaged": "bold red", "queued": "dim"}
 METRICS = (
     ("test_accuracy", "test accuracy at early stop (%)", 100.0),
     ("early_stop_iteration", "early-stop iteration", 1.0),
