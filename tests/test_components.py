@@ -13,6 +13,7 @@ from lth_tui.components.heatmap import (
     block_average,
     density_index,
     input_pixel_density,
+    stretch_top,
 )
 from lth_tui.components.plot import PlotSpec, PlotView, Series, build_plot, log_ticks
 
@@ -77,6 +78,13 @@ def test_block_average_rejects_upsampling_and_bad_shapes() -> None:
 def test_density_index_ends_are_exclusive() -> None:
     index = density_index(np.array([0.0, 1e-6, 0.5, 0.999, 1.0]))
     assert index.tolist() == [0, 1, len(RAMP) // 2, len(RAMP) - 2, len(RAMP) - 1]
+
+
+def test_stretched_scale_is_a_round_top_about_four_times_the_density() -> None:
+    assert [stretch_top(d) for d in (0.002, 0.02, 0.03, 0.1, 0.2, 0.8)] == [0.01, 0.1, 0.2, 0.5, 1.0, 1.0]
+    index = density_index(np.array([0.0, 0.004, 0.05, 0.099, 0.1, 0.7]), top=0.1)
+    # linear over [0, 10%): 5% is the middle colour; 10% and above the brightest
+    assert index.tolist() == [0, 1, len(RAMP) // 2, len(RAMP) - 2, len(RAMP) - 1, len(RAMP) - 1]
 
 
 def test_input_pixel_density_hand_made_mask() -> None:
@@ -360,3 +368,25 @@ async def test_heatmap_empty_and_small() -> None:
         with pytest.raises(ValueError):
             heatmap.set_matrix(np.ones((2, 3, 4)))
 
+
+
+async def test_heatmap_stretch_key_shows_a_sparse_layer() -> None:
+    """At 2% kept every block of a random mask is ~2%: one dark colour on the 0–100% scale.
+    Stretched (s) to 0–10%, the same blocks spread up the ramp."""
+    rng = np.random.default_rng(1)
+    mask = rng.random((200, 512)) < 0.02
+    app = HeatmapApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        heatmap = app.query_one("#map", MaskHeatmap)
+        heatmap.set_matrix(mask, "fc1")
+        await pilot.pause()
+        linear = {c[1] for c in _cells(list(heatmap.render_line(2)))}
+        assert linear <= set(RAMP[:3])  # the darkest three colours only
+        await pilot.press("s")
+        assert heatmap.stretch and heatmap.scale_top == stretch_top(float(mask.mean()))
+        stretched = {c[1] for c in _cells(list(heatmap.render_line(2)))}
+        assert len(stretched) >= 5 and stretched & set(RAMP[5:-1])  # spread up the ramp
+        legend = "".join(segment.text for segment in heatmap.render_line(11))
+        assert f"{100 * heatmap.scale_top:g}%+" in legend and "100%" not in legend
+        await pilot.press("s")
+        assert not heatmap.stretch and {c[1] for c in _cells(list(heatmap.render_line(2)))} == linear

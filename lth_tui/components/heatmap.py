@@ -99,18 +99,32 @@ def input_pixel_density(first_layer_mask: np.ndarray, image_shape: tuple[int, in
     return mask.astype(np.float64).mean(axis=0).reshape(height, width)
 
 
-def density_index(density: np.ndarray) -> np.ndarray:
-    """Ramp index per cell: 0 only for exactly 0%, the top only for exactly 100%.
+def density_index(density: np.ndarray, top: float = 1.0) -> np.ndarray:
+    """Ramp index per cell: 0 only for exactly 0%, the top colour only from `top` up.
 
     Keeping the ends exclusive makes fully pruned rows (dead units) and untouched blocks
-    stand out from merely sparse or dense ones; the 15 inner steps are linear in density.
+    stand out from merely sparse or dense ones; the 15 inner steps are linear in density
+    over [0, top). `top` < 1 is the stretched scale of a very sparse layer.
     """
     d = np.nan_to_num(np.asarray(density, dtype=np.float64), nan=0.0)
-    inner = 1 + np.floor(np.clip(d, 0.0, 1.0) * (_STEPS - 2)).astype(np.int64)
+    inner = 1 + np.floor(np.clip(d / top, 0.0, 1.0) * (_STEPS - 2)).astype(np.int64)
     index = np.clip(inner, 1, _STEPS - 2)
     index[d <= 0.0] = 0
-    index[d >= 1.0] = _STEPS - 1
+    index[d >= top] = _STEPS - 1
     return index
+
+
+def stretch_top(density: float) -> float:
+    """The upper end of the stretched scale: a round percentage about 4× the layer's density.
+
+    On the linear 0–100% scale a layer with 2% of its weights left reads as one dark field;
+    stretched to 0–10% its rows and columns of surviving weights show. A round, per-layer
+    value (not the visible window's maximum) keeps colours fixed while panning and zooming.
+    """
+    for top in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
+        if 4 * density <= top:
+            return top
+    return 1.0
 
 
 def _rgb(color: tuple[int, int, int]) -> str:
@@ -146,6 +160,8 @@ class MaskHeatmap(Widget, can_focus=True):
         Binding("plus,equals_sign", "zoom_in", "Zoom in", key_display="+", id="heatmap.zoom_in"),
         Binding("minus", "zoom_out", "Zoom out", key_display="-", id="heatmap.zoom_out"),
         Binding("0", "fit", "Fit", id="heatmap.fit"),
+        Binding("s", "toggle_stretch", "Stretch", id="heatmap.stretch",
+                tooltip="Colour scale 0–100%, or stretched to the layer's density (sparse layers)"),
         Binding("left,h", "pan_step(-1, 0)", "Pan", key_display="←↑↓→", id="heatmap.pan_left"),
         Binding("right,l", "pan_step(1, 0)", "Pan right", show=False, id="heatmap.pan_right"),
         Binding("up,k", "pan_step(0, -1)", "Pan up", show=False, id="heatmap.pan_up"),
@@ -153,6 +169,7 @@ class MaskHeatmap(Widget, can_focus=True):
     ]
 
     zoom: reactive[int] = reactive(0)
+    stretch: reactive[bool] = reactive(False)
 
     def __init__(
         self,
@@ -298,6 +315,18 @@ class MaskHeatmap(Widget, can_focus=True):
     def action_zoom_out(self) -> None:
         self.zoom_out()
 
+    def action_toggle_stretch(self) -> None:
+        self.stretch = not self.stretch
+
+    @property
+    def scale_top(self) -> float:
+        """Density shown in the brightest colour: 100%, or the stretched scale's top."""
+        return stretch_top(self._density) if self.stretch and self._matrix is not None else 1.0
+
+    def watch_stretch(self) -> None:
+        self._window_key = None  # the ramp indices depend on the scale
+        self.refresh()
+
     def action_fit(self) -> None:
         self.zoom = 0
         self._center = (0.5, 0.5)
@@ -381,7 +410,7 @@ class MaskHeatmap(Widget, can_focus=True):
         area_rows, area_cols = self._area()
         rows = max(0, min(area_rows, image_rows - top))
         cols = max(0, min(area_cols, image_cols - left))
-        key = (self._generation, image_rows, image_cols, top, left, rows, cols)
+        key = (self._generation, image_rows, image_cols, top, left, rows, cols, self.scale_top)
         if key != self._window_key:
             n_rows, n_cols = self._matrix.shape
             if rows == 0 or cols == 0:
@@ -399,7 +428,7 @@ class MaskHeatmap(Widget, can_focus=True):
                     _starts(left, left + cols, image_cols, n_cols),
                     ((left + cols) * n_cols) // image_cols,
                 )
-            self._window = density_index(density)
+            self._window = density_index(density, self.scale_top)
             self._window_key = key
         return self._window, top, left
 
@@ -448,11 +477,12 @@ class MaskHeatmap(Widget, can_focus=True):
         # The "50%" label stands where the middle colour would be.
         ramp = RAMP if width >= 48 else RAMP[::2]
         half = len(ramp) // 2
+        top = self.scale_top
         parts: list[tuple[str, Style]] = [("0% ", Style(dim=True))]
         parts += [("█", Style(color=_rgb(c))) for c in ramp[:half]]
-        parts.append((" 50% ", Style(dim=True)))
+        parts.append((f" {100 * top / 2:g}% ", Style(dim=True)))
         parts += [("█", Style(color=_rgb(c))) for c in ramp[half + 1 :]]
-        parts.append((" 100%", Style(dim=True)))
+        parts.append((f" {100 * top:g}%" + ("+" if top < 1 else ""), Style(bold=top < 1) if top < 1 else Style(dim=True)))
         used = sum(len(text) for text, _ in parts)
         scale = self._scale_text(short=False)
         if used + 2 + len(scale) > width:
