@@ -257,6 +257,24 @@ class _Run:
             for (trial, p), outcome in zip(pending, outcomes):
                 self.finish_round(trial, r, p, outcome)
 
+def speed_warnings(config: ExperimentConfig, device: torch.device) -> list[str]:
+    """Opt-in fast paths that measured slower on this kind of device (benchmarks/README.md, table 7).
+
+    They stay allowed (the run is still correct), but a user who asked for speed should hear
+    that it will cost them instead.
+    """
+    warnings = []
+    if torch.device(device).type == "cpu":
+        if config.train.bf16:
+            warnings.append("train.bf16 on a CPU: bfloat16 autocast measured 4-9x slower than float32 on CPUs "
+                            "without bf16 units (benchmarks/README.md, table 7); set train.bf16 = false unless "
+                            "this CPU has them")
+        if config.train.compile:
+            warnings.append("train.compile on a CPU: torch.compile measured no faster for small models on a CPU "
+                            "and costs seconds of compilation per round (benchmarks/README.md, table 7)")
+    return warnings
+
+
 def _round_iterations(config: ExperimentConfig, schedule: Schedule) -> int:
     """Iterations one round trains: the schedule, or the longest segment of a mask-training run."""
     if config.experiment == "imp":
@@ -301,6 +319,8 @@ def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, shoul
                           trials=config.trials, rounds=total_rounds(config), iterations=_round_iterations(config, schedule),
                           eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config),
                           experiment=config.experiment, parallel_trials=together))
+        for message in speed_warnings(config, device):
+            emit(writer.event("warning", message=message))
         run = _Run(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
         if together:  # round-major, all trials as one batched model (engine/batched.py)
             run.trials_together(list(range(config.trials)))

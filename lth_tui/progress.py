@@ -57,6 +57,8 @@ class ProgressView:
                                  acc=f"{100 * event['test_accuracy']:.1f}%")
         elif kind == "round_end":
             self.progress.update(self.task, completed=self.count.done)
+        elif kind == "warning":
+            self.console.print(f"[yellow]warning:[/yellow] {event.get('message')}")
         elif kind == "error":
             self.console.print(f"[red]run failed:[/red] {event.get('message')}")
 

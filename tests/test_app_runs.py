@@ -241,3 +241,5 @@ def test_run_model_progress_for_batched_trials(tmp_path: Path) -> None:
     model.state, model.alive = "running", True
     assert "4 trials together · round 0/1" in str(model.progress_text())
     assert "0:01 (its share of 0:04 for 4 trials together)" in str(model.log[-1])
+    model.apply([{"event": "warning", "time": 3.0, "message": "train.bf16 on a CPU: slower"}])
+    assert str(model.log[-1]) == "warning: train.bf16 on a CPU: slower" and model.log[-1].style == "bold yellow"

@@ -74,3 +74,11 @@ def test_progress_bar_follows_batched_trials() -> None:
     view.on_event(_start())
     view.on_event({"event": "round_start", "trial": 1, "round": 0, "weights_remaining": 1.0})
     assert view.progress.tasks[0].fields["where"] == "trial 2/3 round 0/1"
+
+
+def test_progress_view_prints_run_warnings(capsys) -> None:
+    view = ProgressView(enabled=True)
+    with view:
+        view.on_event(_start())
+        view.on_event({"event": "warning", "message": "train.bf16 on a CPU: slower"})
+    assert "warning: train.bf16 on a CPU: slower" in capsys.readouterr().err

@@ -227,6 +227,8 @@ class RunModel:
                 style = "bold green" if self.state == "done" else "bold yellow"
                 self.log.append(Text(f"run {self.state}" + (f": {ev.get('error')}" if ev.get("error") else ""), style=style))
                 dirty |= {"progress", "train"}  # a stopped run's training curves pool its trials
+            elif kind == "warning":
+                self.log.append(Text(f"warning: {ev.get('message', '')}", style="bold yellow"))
             elif kind == "error":
                 self.state = "failed"
                 self.error = ev.get("message", "error")
