@@ -390,3 +390,12 @@ async def test_heatmap_stretch_key_shows_a_sparse_layer() -> None:
         assert f"{100 * heatmap.scale_top:g}%+" in legend and "100%" not in legend
         await pilot.press("s")
         assert not heatmap.stretch and {c[1] for c in _cells(list(heatmap.render_line(2)))} == linear
+
+
+def test_plot_with_one_x_value_has_one_tick() -> None:
+    spec = PlotSpec(title="barrier % vs rewind k", series=(Series("barrier", (0.0,), (0.14,)),))
+    text = build_plot(spec, 50, 12).plain
+    axis = [line for line in text.splitlines() if "└" in line]
+    assert axis and "┬" in axis[0]
+    ticks = text.splitlines()[text.splitlines().index(axis[0]) + 1]
+    assert ticks.split() == ["0"]

@@ -238,6 +238,12 @@ def build_plot(spec: PlotSpec, width: int, height: int) -> Text:
                 xruler.lim(lo, hi)
             positions, labels = log_ticks(lo, hi, canvas_width=max(width - 8, 1))
             xruler.ticks(positions, labels)
+        elif xs_all and max(xs_all) - min(xs_all) < 1e-9:
+            # One x value (an LMC barrier at a single rewind k): one tick at it, not a made-up
+            # ±1 range with fractional ticks on either side.
+            x = xs_all[0]
+            xruler.lim(x - 1, x + 1)
+            xruler.ticks([x], [f"{x:g}"])
         if spec.ylim is not None:
             fig.ruler("y").lim(*spec.ylim)
         # plotext puts both axis labels on the bottom row; when they would run into each other
