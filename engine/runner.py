@@ -33,8 +33,8 @@ from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds
-from engine.store import (RunWriter, StoreError, load_tensors, read_config, read_json, read_status, save_tensors,
-                          write_json_atomic)
+from engine.store import (RunWriter, StoreError, load_tensors, read_config, read_json, pid_alive, read_status,
+                          save_tensors, write_json_atomic)
 from engine.training import (Cancelled, RoundOutcome, TrainJob, clear_checkpoint, derive_seed, generator,
                              train_round)
 
@@ -351,7 +351,8 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     run_dir = Path(run_dir)
     # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
     root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
+           **cpu_share_env(run_dir)}
     log = open(run_dir / "runner.log", "ab")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
@@ -364,6 +365,40 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None)
     writer.close()
     return proc
+
+
+def cpu_share_env(run_dir: Path) -> dict[str, str]:
+    """OMP_NUM_THREADS for a CPU run started while other CPU runs are live on this host.
+
+    torch takes one thread per core by default, and two such runs on the same cores spin-wait
+    on each other (small models 10-25x slower; benchmarks/README.md). A new run gets an even
+    share of the cores instead; runs already going keep theirs. A user's OMP_NUM_THREADS wins.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return {}
+    try:
+        if not _on_cpu(read_config(run_dir).device):
+            return {}
+    except StoreError:
+        return {}
+    live = 0
+    for other in Path(run_dir).parent.iterdir():
+        if other == Path(run_dir) or not (other / "status.json").is_file():
+            continue
+        try:
+            status = read_status(other)
+            if (status["state"] == "running" and status.get("host") == socket.gethostname()
+                    and pid_alive(status.get("pid")) and _on_cpu(read_config(other).device)):
+                live += 1
+        except StoreError:
+            continue
+    if not live:
+        return {}
+    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // (live + 1)))}
+
+
+def _on_cpu(device: str) -> bool:
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
 def request_stop(run_dir: Path | str) -> bool:
