@@ -218,6 +218,14 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def holder_alive(status: dict[str, Any]) -> bool:
+    """Whether the process a status names is there: its runner, or while queued, its sweep.
+
+    A process on another host cannot be checked from here and counts as alive.
+    """
+    return status.get("host") != socket.gethostname() or pid_alive(status.get("pid"))
+
+
 @dataclass
 class RunInfo:
     """One line of the runs list; `state` adds "interrupted" and "damaged" to the stored ones.
@@ -255,8 +263,7 @@ def run_info(run_dir: Path) -> RunInfo:
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)
-    if (info.state in ("running", "queued") and status.get("host") == socket.gethostname()
-            and not pid_alive(status.get("pid"))):
+    if info.state in ("running", "queued") and not holder_alive(status):
         info.state = "interrupted"
     if (run_dir / "summary.json").exists():
         try:

@@ -465,23 +465,24 @@ class LthApp(App[int]):
         self.switch_mode("setup")
         self.call_after_refresh(self.setup_screen.focus_field, key)
 
-    def action_cancel_current(self) -> None:
+    def _open_run_dir(self, hint: str = "") -> Path | None:
+        """The followed run's dir, or None after telling the user there is none."""
         if self.run_screen.model is None:
-            self.notify("no run is open", severity="warning")
-            return
-        self.confirm_cancel(self.run_screen.model.run_dir)
+            self.notify("no run is open" + hint, severity="warning")
+            return None
+        return self.run_screen.model.run_dir
+
+    def action_cancel_current(self) -> None:
+        if (run_dir := self._open_run_dir()) is not None:
+            self.confirm_cancel(run_dir)
 
     def action_resume_current(self) -> None:
-        if self.run_screen.model is None:
-            self.notify("no run is open", severity="warning")
-            return
-        self.resume_run(self.run_screen.model.run_dir)
+        if (run_dir := self._open_run_dir()) is not None:
+            self.resume_run(run_dir)
 
     def action_export_current(self) -> None:
-        if self.run_screen.model is None:
-            self.notify("no run is open; pick one on the Runs screen (F4)", severity="warning")
-            return
-        self.export_dialog([self.run_screen.model.run_dir])
+        if (run_dir := self._open_run_dir("; pick one on the Runs screen (F4)")) is not None:
+            self.export_dialog([run_dir])
 
     def action_overlay(self) -> None:
         self.switch_mode("run")

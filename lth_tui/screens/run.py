@@ -28,6 +28,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from engine.store import holder_alive
 from lth_tui.completion import Completion
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
@@ -148,7 +149,7 @@ class RunModel:
             self.state = status.get("state", self.state)
             if self.state == "running" and not alive:
                 self.state = "interrupted"
-            elif self.state == "queued" and not _queue_alive(status):
+            elif self.state == "queued" and not holder_alive(status):
                 self.state = "interrupted"  # its sweep is gone: nothing will start it now
             if status.get("error"):
                 self.error = status["error"]
@@ -357,15 +358,6 @@ class RunModel:
         if self.position is None or not self.count.total:
             return self.rounds_done() / max(self.trials * self.rounds, 1)
         return self.count.fraction
-
-
-def _queue_alive(status: dict[str, Any]) -> bool:
-    """Whether the sweep that queued a run is still there to start it (other hosts: assume so)."""
-    import socket
-
-    from engine.store import pid_alive
-
-    return status.get("host") not in (None, socket.gethostname()) or pid_alive(status.get("pid"))
 
 
 def _pct(x: float | None) -> str:
