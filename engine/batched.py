@@ -31,7 +31,6 @@ other way round. Trials whose checkpoints stand at different steps are trained i
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any, Callable
 
@@ -42,7 +41,8 @@ from torch import nn
 from engine.config import ExperimentConfig, TrainConfig
 from engine.feeding import Batches
 from engine.models import MLP
-from engine.training import (Cancelled, MaskedParams, RoundOutcome, TrainJob, _checkpoint_paths, _load_checkpoint,
+from engine.store import checkpoint_meta
+from engine.training import (Cancelled, MaskedParams, RoundOutcome, TrainJob, _load_checkpoint,
                              _save_checkpoint, evaluate, generator, lr_factor, match_layout, optimizer_for)
 
 __all__ = ["SMALL_MODELS", "STRATEGIES", "default_strategy", "parallel_trials_active", "train_rounds"]
@@ -105,9 +105,9 @@ def train_rounds(models: list[nn.Module], jobs: list[TrainJob], strategy: str = 
 def _resume_point(job: TrainJob) -> tuple[int, bool]:
     """(step the job starts at, whether from a checkpoint)."""
     if job.checkpoint_dir is not None:
-        tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
-        if meta_path.is_file() and tensors_path.is_file():
-            return int(json.loads(meta_path.read_text())["step"]), True
+        meta = checkpoint_meta(job.checkpoint_dir)
+        if meta is not None:
+            return int(meta["step"]), True
     return job.start_step, False
 
 

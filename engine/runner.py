@@ -33,9 +33,9 @@ from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds
-from engine.store import (RunWriter, StoreError, load_tensors, read_config, read_json, pid_alive, read_status,
+from engine.store import (RunWriter, StoreError, clear_checkpoint, load_tensors, read_config, read_json, pid_alive, read_status,
                           save_tensors, write_json_atomic)
-from engine.training import (Cancelled, RoundOutcome, TrainJob, clear_checkpoint, derive_seed, generator,
+from engine.training import (Cancelled, RoundOutcome, TrainJob, derive_seed, generator,
                              train_round)
 
 EventCallback = Callable[[dict[str, Any]], None]

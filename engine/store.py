@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
@@ -162,13 +163,55 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise StoreError(f"{path.name} is damaged: {exc}") from None
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write; tensors are copied to contiguous CPU memory first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp))
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     os.replace(tmp, path)
+
+
+CHECKPOINT_FILES = ("checkpoint.safetensors", "checkpoint.json")
+
+
+def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """A mid-round checkpoint as one atomic file: `meta` (step, evals, ...) travels inside the
+    safetensors header, so a kill at any moment leaves the old checkpoint or the new one, never
+    new tensors beside an old step. checkpoint.json repeats `meta` for people and for "is
+    there a checkpoint" checks; it is not read back."""
+    directory = Path(directory)
+    text = json.dumps(meta, allow_nan=False, default=_json_default)
+    save_tensors(directory / CHECKPOINT_FILES[0], tensors, metadata={"checkpoint": text})
+    write_json_atomic(directory / CHECKPOINT_FILES[1], meta)
+
+
+def checkpoint_meta(directory: Path) -> dict[str, Any] | None:
+    """The meta of the checkpoint in `directory` (header only, no tensors), or None if none."""
+    path = Path(directory) / CHECKPOINT_FILES[0]
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as fh:
+            text = (fh.metadata() or {}).get("checkpoint")
+    except Exception as exc:  # safetensors raises several types for damaged headers
+        raise StoreError(f"{path.name} is damaged: {exc}") from None
+    if text is None:  # written before meta moved into the file: the JSON beside it is all there is
+        return read_json(Path(directory) / CHECKPOINT_FILES[1])
+    return json.loads(text)
+
+
+def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(tensors, meta) of the checkpoint in `directory`, or None when there is none."""
+    meta = checkpoint_meta(directory)
+    if meta is None:
+        return None
+    return load_tensors(Path(directory) / CHECKPOINT_FILES[0]), meta
+
+
+def clear_checkpoint(directory: Path) -> None:
+    for name in CHECKPOINT_FILES:
+        (Path(directory) / name).unlink(missing_ok=True)
 
 
 class RunWriter:

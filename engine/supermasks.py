@@ -67,8 +67,9 @@ from torch.func import functional_call
 from engine.config import ExperimentConfig, TrainConfig
 from engine.feeding import Batches
 from engine.models import build_model, init_std, layer_kinds
-from engine.store import load_tensors, save_tensors, write_json_atomic
-from engine.training import Cancelled, clear_checkpoint, derive_seed, evaluate, generator, lr_factor
+from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
+                          write_json_atomic)
+from engine.training import Cancelled, derive_seed, evaluate, generator, lr_factor
 
 __all__ = ["MaskTrainer", "SAMPLED_EVALS", "frozen_weights", "initial_scores", "run_supermask_trial", "segment_bounds"]
 
@@ -302,16 +303,13 @@ class _Trial:
         tensors["loop.loss_sum"] = loss_sum.reshape(1)
         tensors["loop.aug_state"] = aug_gen.get_state()
         tensors["loop.sample_state"] = sample_gen.get_state()
-        save_tensors(rdir / "checkpoint.safetensors", tensors)
-        write_json_atomic(rdir / "checkpoint.json", {**meta, "step": step, "evals": evals, "loss_count": loss_count,
-                                                      "seconds": seconds})
+        save_checkpoint(rdir, tensors, {**meta, "step": step, "evals": evals, "loss_count": loss_count, "seconds": seconds})
 
     def _load_checkpoint(self, rdir: Path, aug_gen: torch.Generator, sample_gen: torch.Generator) -> tuple | None:
-        tensors_path, meta_path = rdir / "checkpoint.safetensors", rdir / "checkpoint.json"
-        if not (tensors_path.is_file() and meta_path.is_file()):
+        checkpoint = load_checkpoint(rdir)
+        if checkpoint is None:
             return None
-        meta = json.loads(meta_path.read_text())
-        tensors = load_tensors(tensors_path)
+        tensors, meta = checkpoint
         self._load_scores({k[7:]: v for k, v in tensors.items() if k.startswith("scores.")})
         self._load_buffers({k[7:]: v for k, v in tensors.items() if k.startswith("buffer.")})
         _unpack_optimizer(self.optimizer, tensors, meta)

@@ -15,7 +15,6 @@ checkpoint replays the same data order and reaches the same weights as one never
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from torch import nn
 from engine.config import Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.feeding import Batches
-from engine.store import load_tensors, save_tensors, write_json_atomic
+from engine.store import load_checkpoint, save_checkpoint
 
 EVAL_BATCH = 2048
 
@@ -221,14 +220,9 @@ class TrainJob:
     start_step: int = 0
 
 
-def _checkpoint_paths(directory: Path) -> tuple[Path, Path]:
-    return directory / "checkpoint.safetensors", directory / "checkpoint.json"
-
-
 def _save_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
                      evals: list[dict[str, Any]], loss_sum: torch.Tensor, loss_count: int,
                      aug_gen: torch.Generator, seconds: float) -> None:
-    tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_state = optimizer.state_dict()
     slots: dict[str, list[str]] = {}
@@ -240,31 +234,24 @@ def _save_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Opt
                 slots[str(index)].append(key)
     tensors["loop.loss_sum"] = loss_sum.reshape(1)
     tensors["loop.aug_state"] = aug_gen.get_state()
-    save_tensors(tensors_path, tensors)
-    write_json_atomic(meta_path, {"step": step, "evals": evals, "loss_count": loss_count,
-                                  "seconds": seconds, "slots": slots, "param_groups": opt_state["param_groups"]})
+    save_checkpoint(job.checkpoint_dir, tensors, {"step": step, "evals": evals, "loss_count": loss_count, "seconds": seconds,
+                                                  "slots": slots, "param_groups": opt_state["param_groups"]})
 
 
 def _load_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, aug_gen: torch.Generator,
                      device: torch.device) -> tuple[int, list[dict[str, Any]], torch.Tensor, int, float] | None:
     if job.checkpoint_dir is None:
         return None
-    tensors_path, meta_path = _checkpoint_paths(job.checkpoint_dir)
-    if not (tensors_path.is_file() and meta_path.is_file()):
+    checkpoint = load_checkpoint(job.checkpoint_dir)
+    if checkpoint is None:
         return None
-    meta = json.loads(meta_path.read_text())
-    tensors = load_tensors(tensors_path)
+    tensors, meta = checkpoint
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     aug_gen.set_state(tensors["loop.aug_state"])
     loss_sum = tensors["loop.loss_sum"].to(device).reshape(())
     return meta["step"], meta["evals"], loss_sum, meta["loss_count"], meta["seconds"]
-
-
-def clear_checkpoint(directory: Path) -> None:
-    for path in _checkpoint_paths(directory):
-        path.unlink(missing_ok=True)
 
 
 def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:

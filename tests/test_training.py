@@ -96,6 +96,47 @@ def test_checkpoint_resume_is_bit_identical(digits, tmp_path):
     assert resumed.early_stop_iteration == straight.early_stop_iteration
 
 
+def test_a_kill_between_the_checkpoint_files_still_resumes_exactly(digits, tmp_path, monkeypatch):
+    """kill -9 after the new checkpoint tensors landed but before checkpoint.json did: the
+    JSON says an older step. Resuming must follow the tensors' own step, not the stale JSON
+    (the run's figures would silently differ from an uninterrupted run)."""
+    import engine.store as store
+
+    config, model, masks = _setup(digits, "adam", lr=2e-3)
+    schedule = resolve_schedule(config, len(digits.train_x))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def job(**extra):
+        return TrainJob(data=digits, config=config.train, schedule=schedule, masks=masks, frozen=None, seed=3, **extra)
+
+    straight = train_round(model, job())
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model.load_state_dict(start)
+    saves = {"n": 0}
+    write_json = store.write_json_atomic
+
+    def dies_before_the_second_json(path, data):
+        saves["n"] += 1
+        if saves["n"] == 2:  # the second checkpoint: tensors written, then "killed"
+            raise Cancelled("killed between the two files")
+        write_json(path, data)
+
+    monkeypatch.setattr(store, "write_json_atomic", dies_before_the_second_json)
+    with pytest.raises(Cancelled):
+        train_round(model, job(checkpoint_dir=tmp_path, checkpoint_seconds=0))
+    monkeypatch.undo()
+    stale = store.read_json(tmp_path / "checkpoint.json")["step"]
+    assert store.checkpoint_meta(tmp_path)["step"] > stale  # the tensors are one checkpoint ahead
+
+    fresh = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32], generator=generator(99, "init"))
+    fresh.load_state_dict(start)
+    resumed = train_round(fresh, job(checkpoint_dir=tmp_path, checkpoint_seconds=0))
+    for key, value in expected.items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert resumed.evals == straight.evals
+
+
 def test_early_stop_is_the_minimum_validation_loss(digits):
     config, model, masks = _setup(digits, "adam", lr=5e-3)
     schedule = resolve_schedule(config, len(digits.train_x))
