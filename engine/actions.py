@@ -9,35 +9,45 @@ own:
 * the **mask-0 action** sets the *pruned* positions (mask = 0), and decides whether weights
   that moved towards zero are zeroed.
 
-Mask-1 actions (``rewind_point`` is θ0, or θk with late rewinding; sign(0) counts as +):
+Mask-1 actions (``rewind_point`` is θ0, or θk with late rewinding; sign is ``torch.sign``,
+so sign(0) = 0 as in Zhou's ``np.sign``):
 
 ``rewind``                kept weights start from ``rewind_point`` (Frankle & Carbin).
 ``random_reinit``         a fresh draw from the init distribution (``fresh``): the control that
-                          shows the initial values matter.
+                          shows the initial values matter.  (Zhou's code permutes the whole
+                          layer of the previous round's start instead; see README.)
 ``random_reshuffle``      the kept values of ``rewind_point`` randomly permuted among the kept
                           positions of the same layer: same value distribution, wrong places.
 ``signed_reinit``         |fresh| with sign(``rewind_point``): Zhou's finding that the sign is
                           the part of the initialisation that matters.
 ``signed_reshuffle``      kept magnitudes of ``rewind_point`` permuted within the layer, with
                           the sign of ``rewind_point`` at the destination position.
-``signed_constant``       σ_layer · sign(``rewind_point``), σ_layer = the init std of the layer.
+``signed_constant``       σ_layer · sign(``rewind_point``), σ_layer = the init std of the layer
+                          (the init formula's σ; Zhou's code takes the empirical std).
 ``rand_signed_constant``  σ_layer · (random ±1): the control for ``signed_constant``.
 
-Mask-0 actions (pruned positions; ``frozen`` is what they hold throughout training):
+Mask-0 actions (pruned positions; ``frozen`` is what they hold throughout training).  Zhou's
+code freezes a weight at the value it started the previous round with, and its variants set
+that value to 0 where the magnitude shrank, so a zeroed weight is 0 in every later round:
 
 ``zero``                  0, and they stay 0 (Frankle & Carbin).
 ``freeze_init``           frozen at their ``rewind_point`` values.
-``freeze_init_zero_mask`` Zhou's variant 1: pruned weights whose magnitude shrank during the
-                          previous round (|prev_final| < |prev_start|) are 0, the other pruned
-                          weights are frozen at ``rewind_point``.  Zhou et al. argue that
+``freeze_init_zero_mask`` Zhou's variant 1: pruned weights that were *zeroed* are 0, the other
+                          pruned weights are frozen at ``rewind_point``.  Zhou et al. argue that
                           pruning "large final" weights works because it moves weights that
                           were heading to zero all the way there; this tests that reading.
-``freeze_init_zero_all``  variant 2: every weight that shrank goes to 0, kept ones included
-                          (the kept ones still train, starting from 0); pruned ones as in
-                          variant 1.
+``freeze_init_zero_all``  variant 2: every zeroed weight is 0, kept ones included (the kept
+                          ones still train, starting from 0 again every round); pruned ones as
+                          in variant 1.
+
+*Zeroed* means: the magnitude shrank during the previous round (|prev_final| < |prev_start|),
+or the weight started the previous round at exactly 0 (an earlier round zeroed it; a frozen
+weight does not move, so the shrink test alone would bring it back to ``rewind_point``).  This
+is Zhou's rule "0 where it shrank, else the previous start" whenever the previous start is the
+rewind point or 0, which is every weight of a run with ``rewind`` and no late rewinding.
 
 Result: ``weights = where(mask, kept values, frozen)``, except that ``freeze_init_zero_all``
-also sets the shrunk kept positions to 0.  ``frozen`` is 0 at kept positions, so a masked
+also sets the zeroed kept positions to 0.  ``frozen`` is 0 at kept positions, so a masked
 forward can use either ``where(mask, param, frozen)`` or ``param * mask + frozen``.
 ``trainable`` is the mask: only kept positions are moved by the optimiser.
 
@@ -84,8 +94,8 @@ class _Layer:
 
 
 def _sign(x: torch.Tensor) -> torch.Tensor:
-    """±1 with sign(0) := +1."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    """-1, 0 or +1: sign(0) = 0 as in Zhou's ``np.sign`` (an exact 0 is a zeroed weight)."""
+    return torch.sign(x)
 
 
 def _need(layer: _Layer, field: str, action: str):
@@ -167,10 +177,11 @@ MASK1_ACTIONS: dict[str, Callable[[_Layer], torch.Tensor]] = {
 # value at kept positions is cleared by round_start); ``zero_kept`` is a bool tensor of kept
 # positions to set to 0 at the start, or None.
 
-def _shrunk(layer: _Layer, action: str) -> torch.Tensor:
+def _zeroed(layer: _Layer, action: str) -> torch.Tensor:
+    """Shrank during the previous round, or started it at 0 (zeroed before: stays 0)."""
     start = _need(layer, "prev_start", action)
     final = _need(layer, "prev_final", action)
-    return final.abs() < start.abs()
+    return (final.abs() < start.abs()) | (start == 0)
 
 
 def zero(layer: _Layer):
@@ -182,14 +193,14 @@ def freeze_init(layer: _Layer):
 
 
 def freeze_init_zero_mask(layer: _Layer):
-    shrunk = _shrunk(layer, "freeze_init_zero_mask")
-    return torch.where(shrunk, torch.zeros_like(layer.rewind_point), layer.rewind_point), None
+    zeroed = _zeroed(layer, "freeze_init_zero_mask")
+    return torch.where(zeroed, torch.zeros_like(layer.rewind_point), layer.rewind_point), None
 
 
 def freeze_init_zero_all(layer: _Layer):
-    shrunk = _shrunk(layer, "freeze_init_zero_all")
-    frozen = torch.where(shrunk, torch.zeros_like(layer.rewind_point), layer.rewind_point)
-    return frozen, shrunk & layer.mask
+    zeroed = _zeroed(layer, "freeze_init_zero_all")
+    frozen = torch.where(zeroed, torch.zeros_like(layer.rewind_point), layer.rewind_point)
+    return frozen, zeroed & layer.mask
 
 
 MASK0_ACTIONS: dict[str, Callable[[_Layer], tuple]] = {

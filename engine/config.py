@@ -31,6 +31,9 @@ SUPERMASK_WEIGHTS = ("init", "signed_constant")
 SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
 MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
+# Keys added after runs were stored: left out of the config hash while they hold these values
+# (their defaults), so a config written before the key existed keeps its hash.
+HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"prune.count": "exact"}
 # parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
 PARALLEL_TRIALS = ("auto", "true", "false")
 AutoBool = bool | str
@@ -90,6 +93,7 @@ class PruneConfig:
     rounds: int = 5
     strategy: str = "iterative"
     scope: str = "layerwise"
+    count: str = "exact"             # exact: ceil(rate × survivors) | openlth: sparse_global's threshold
     rate: dict[str, float] = field(default_factory=lambda: {"conv": 0.1, "fc": 0.2, "output": 0.1})
     criterion: str = "large_final"
     mask1: str = "rewind"
@@ -149,6 +153,11 @@ class ExperimentConfig:
         for key in MACHINE_KEYS:
             section, _, leaf = key.rpartition(".")
             (plain[section] if section else plain).pop(leaf, None)
+        for key, default in HASH_NEUTRAL_DEFAULTS.items():
+            section, _, leaf = key.rpartition(".")
+            node = plain[section] if section else plain
+            if node.get(leaf) == default:
+                node.pop(leaf)
         blob = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -179,7 +188,7 @@ def _to_plain(obj: Any) -> Any:
 def choices() -> dict[str, tuple[str, ...]]:
     """Allowed names per key, read from the engine's registries (so the app shows new ones)."""
     from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
-    from engine.criteria import CRITERIA, SCOPES
+    from engine.criteria import COUNTS, CRITERIA, SCOPES
     from engine.datasets import DATASETS
     from engine.models import INIT_SCHEMES, MODELS
 
@@ -191,6 +200,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "train.schedule": SCHEDULES,
         "prune.strategy": STRATEGIES,
         "prune.scope": tuple(SCOPES),
+        "prune.count": tuple(COUNTS),
         "prune.criterion": tuple(CRITERIA),
         "prune.mask1": tuple(MASK1_ACTIONS),
         "prune.mask0": tuple(MASK0_ACTIONS),
@@ -371,8 +381,19 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
             raise ConfigError(source, f"prune.rate.{kind}", rate, "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
     if config.prune.rounds > 0 and all(rate == 0 for rate in config.prune.rate.values()):
         raise ConfigError(source, "prune.rate", config.prune.rate, "at least one layer kind needs a rate above 0")
+    _validate_count(config, source)
     _validate_mask_training(config, source)
     _validate_speed(config, source)
+
+
+def _validate_count(config: ExperimentConfig, source: str) -> None:
+    """prune.count = openlth only where OpenLTH's sparse_global rule means something."""
+    from engine.criteria import openlth_problem
+
+    if config.prune.count == "openlth":
+        problem = openlth_problem(config.prune.criterion, config.prune.scope, config.prune.rate)
+        if problem:
+            raise ConfigError(source, "prune.count", "openlth", problem)
 
 
 def _validate_speed(config: ExperimentConfig, source: str) -> None:

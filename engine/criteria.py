@@ -18,13 +18,16 @@ Scores (higher = kept), computed over survivors only:
 ``magnitude_increase``          |w_f| - |w_i|
 ``movement``                    |w_f - w_i|
 ``random``                      a uniform draw from the run's generator
-``large_final_same_sign``       |w_f| where sign(w_i) = sign(w_f), else lowest
-``large_final_diff_sign``       |w_f| where sign(w_i) != sign(w_f), else lowest
-``magnitude_increase_same_sign``  |w_f| - |w_i| where the signs agree, else lowest
+``large_final_same_sign``       |w_f| where sign(w_i) = sign(w_f), else 0
+``large_final_diff_sign``       |w_f| where sign(w_i) != sign(w_f), else 0
+``magnitude_increase_same_sign``  |w_f| - |w_i| where the signs agree, else 0
 =============================  ==============================================================
 
-"Lowest" is -inf: such a weight is kept only when every qualifying weight is already kept.
-For the sign tests a value of 0 counts as positive (sign(0) := +1).
+The sign tests are Zhou's code (``get_weight_init.py``): sign is ``np.sign``, so sign(0) = 0
+and a weight that started at 0 (zeroed by ``freeze_init_zero_all``) has changed sign unless it
+ended at 0; a weight that fails the test scores 0, not lowest.  For the ``large_final`` pair 0
+is at or below every qualifying score; for ``magnitude_increase_same_sign`` it is not: a
+sign-flipped weight ranks above a same-sign weight that shrank, as in Zhou's code.
 
 ``large_init_large_final`` needs one shared percentile q such that exactly k weights are in
 both the top-q set of |w_i| and the top-q set of |w_f|.  With rank(x) = the number of pool
@@ -35,8 +38,9 @@ both top sets at the tightest threshold that still keeps fewer than k, and is co
 weights sitting exactly at the next threshold (ties, broken by the generator).
 ``small_init_small_final`` is the same on -|w|.
 
-Counting rule (OpenLTH's).  A pruning step removes ``ceil(rate * survivors)`` weights from a
-pool, where ``rate`` is the fraction of the pool's *survivors* removed per step.  ``steps > 1``
+Counting rule (``count = "exact"``, the default).  A pruning step removes exactly
+``ceil(rate * survivors)`` weights from a pool, where ``rate`` is the fraction of the pool's
+*survivors* removed per step.  ``steps > 1``
 prunes one-shot straight to where ``steps`` iterative steps would land: :func:`kept_after`
 iterates the ceil rule, so the kept count is exactly the iterative one.  The product
 ``rate * survivors`` is evaluated on the decimal value of ``rate`` (0.07 * 100 is 7, not the
@@ -53,6 +57,18 @@ Pools.  ``kinds`` maps each prunable weight to ``"conv"``, ``"fc"`` or ``"output
   layers and the output layer share a pool.
 
 A rate of 0 leaves the layers of that kind untouched.
+
+``count = "openlth"`` is OpenLTH's ``pruning/sparse_global.py`` instead: with N the survivors
+of *all* prunable layers and f the rate, t = sort(|w_f| of the pruned layers' survivors)[k]
+with k = ceil(f·N) (a float64 product, as numpy computes it: 0.07 · 100 removes 8), and a
+survivor is kept iff |w_f| > t; so without ties k + 1 weights go, and every tie at t goes.
+Kinds with rate 0 are OpenLTH's ignored layers: counted in N, never pruned.  It is defined for
+``large_final`` only (OpenLTH ranks trained magnitudes and nothing else) and, with ``global``
+scope, for one non-zero rate (OpenLTH's one pruning fraction); ``layerwise`` applies the same
+rule to every layer on its own (N = that layer's survivors).  ``steps > 1`` applies it
+``steps`` times to the same weights.  It draws nothing from the generator.  OpenLTH fails
+with an index error when k reaches past the pruned layers' survivors; so does this, with a
+PruningError.
 
 Ties.  Every pool draws a random permutation of its survivors from ``generator`` and the scores
 are sorted stably in that order, so ties are broken at random but reproducibly from the run's
@@ -71,7 +87,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["PruningError", "CRITERIA", "SCOPES", "KINDS", "next_mask", "kept_after"]
+__all__ = ["PruningError", "CRITERIA", "SCOPES", "KINDS", "COUNTS", "openlth_problem", "next_mask", "kept_after"]
 
 
 class PruningError(ValueError):
@@ -80,17 +96,16 @@ class PruningError(ValueError):
 
 SCOPES = ("layerwise", "global")
 KINDS = ("conv", "fc", "output")
-
-_LOWEST = float("-inf")
+COUNTS = ("exact", "openlth")
 
 
 # --------------------------------------------------------------------------- scores
 # Every criterion takes the flattened survivors of a pool (float64 on one device) and the
 # generator, and returns a float64 score per survivor; higher is kept.
 
-def _positive(x: torch.Tensor) -> torch.Tensor:
-    """sign(x) >= 0, with sign(0) counted as positive."""
-    return x >= 0
+def _same_sign(w_i: torch.Tensor, w_f: torch.Tensor) -> torch.Tensor:
+    """np.sign(w_i) == np.sign(w_f), as in Zhou's code (sign(0) = 0)."""
+    return torch.sign(w_i) == torch.sign(w_f)
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
@@ -137,18 +152,15 @@ def random(w_i, w_f, g):
 
 
 def large_final_same_sign(w_i, w_f, g):
-    same = _positive(w_i) == _positive(w_f)
-    return torch.where(same, w_f.abs(), torch.full_like(w_f, _LOWEST))
+    return torch.where(_same_sign(w_i, w_f), w_f.abs(), torch.zeros_like(w_f))
 
 
 def large_final_diff_sign(w_i, w_f, g):
-    same = _positive(w_i) == _positive(w_f)
-    return torch.where(~same, w_f.abs(), torch.full_like(w_f, _LOWEST))
+    return torch.where(_same_sign(w_i, w_f), torch.zeros_like(w_f), w_f.abs())
 
 
 def magnitude_increase_same_sign(w_i, w_f, g):
-    same = _positive(w_i) == _positive(w_f)
-    return torch.where(same, w_f.abs() - w_i.abs(), torch.full_like(w_f, _LOWEST))
+    return torch.where(_same_sign(w_i, w_f), w_f.abs() - w_i.abs(), torch.zeros_like(w_f))
 
 
 CRITERIA: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]] = {
@@ -202,6 +214,19 @@ def _check_rate(where: str, rate) -> None:
 def _check_steps(steps) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise PruningError(f"steps = {steps!r} is not allowed; steps must be an int >= 0")
+
+
+def openlth_problem(criterion: str, scope: str, rates: dict[str, float]) -> str | None:
+    """Why OpenLTH's sparse_global rule has no meaning for these settings, or None."""
+    if criterion != "large_final":
+        return (f"OpenLTH's sparse_global rule thresholds trained magnitudes: it needs criterion "
+                f"large_final, not {criterion!r} (or count exact)")
+    nonzero = sorted({float(r) for r in rates.values() if r > 0})
+    if scope == "global" and len(nonzero) > 1:
+        return (f"OpenLTH's sparse_global rule has one pruning fraction, but the non-zero rates "
+                f"{', '.join(map(str, nonzero))} differ under global scope (make them equal; a kind "
+                f"at rate 0 is an ignored layer)")
+    return None
 
 
 def _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps) -> None:
@@ -265,14 +290,22 @@ def next_mask(
     w_final: dict[str, torch.Tensor],
     generator: torch.Generator,
     steps: int = 1,
+    count: str = "exact",
 ) -> dict[str, torch.Tensor]:
     """New bool masks (subsets of ``mask``) after ``steps`` pruning steps of ``criterion``.
 
     Returns one mask per name in ``kinds``, same shape and device as the input mask.
     """
     _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps)
-    score_fn = CRITERIA[criterion]
+    if count not in COUNTS:
+        raise PruningError(f"unknown count {count!r}; allowed: {', '.join(COUNTS)}")
     new = {name: mask[name].detach().to(torch.bool).clone() for name in kinds}
+    if count == "openlth":
+        problem = openlth_problem(criterion, scope, rates)
+        if problem:
+            raise PruningError(f"count 'openlth': {problem}")
+        return _openlth_masks(scope, rates, kinds, new, w_final, steps)
+    score_fn = CRITERIA[criterion]
 
     for rate, names in _pools(scope, rates, kinds):
         if rate == 0 or steps == 0:
@@ -304,4 +337,30 @@ def next_mask(
             flat[k] = kept_pool[start:start + count]
             new[name] = flat.reshape(new[name].shape)
             start += count
+    return new
+
+
+def _openlth_masks(scope, rates, kinds, new, w_final, steps):
+    """OpenLTH's sparse_global threshold rule (see the module docstring), in place on ``new``."""
+    if scope == "layerwise":
+        groups = [(float(rates[kinds[n]]), [n], [n]) for n in kinds if rates[kinds[n]] > 0]
+    else:
+        pruned = [n for n in kinds if rates[kinds[n]] > 0]
+        groups = [(float(rates[kinds[pruned[0]]]), pruned, list(kinds))] if pruned else []
+    for fraction, names, counted in groups:
+        device = new[names[0]].device
+        magnitudes = [w_final[n].detach().reshape(-1).to(device).abs().to(torch.float64) for n in names]
+        for _ in range(steps):
+            survivors = sum(int(new[n].sum()) for n in counted)
+            k = math.ceil(fraction * survivors)
+            vector = torch.cat([m[new[n].reshape(-1)] for n, m in zip(names, magnitudes)])
+            if k >= vector.numel():
+                raise PruningError(
+                    f"count 'openlth': the threshold is entry ceil({fraction} * {survivors}) = {k} of "
+                    f"the sorted |w| of {vector.numel()} surviving weights in {', '.join(names)}; "
+                    f"there is none (OpenLTH fails here too); prune fewer rounds or use count 'exact'"
+                )
+            threshold = torch.sort(vector).values[k]
+            for n, m in zip(names, magnitudes):
+                new[n] = (new[n].reshape(-1) & (m > threshold)).reshape(new[n].shape)
     return new

@@ -178,7 +178,8 @@ class _Run:
                               kinds=kinds, mask={n: prev_mask[n].bool() for n in kinds},
                               w_init={n: prev_start[n] for n in kinds}, w_final={n: prev_final[n] for n in kinds},
                               generator=generator(seed, r, "prune"),
-                              steps=config.prune.rounds if config.prune.strategy == "oneshot" else 1)
+                              steps=config.prune.rounds if config.prune.strategy == "oneshot" else 1,
+                              count=config.prune.count)
             begin = round_start(mask1=config.prune.mask1, mask0=config.prune.mask0, mask=masks,
                                 rewind_point={n: rewind_state[n] for n in kinds},
                                 prev_start={n: prev_start[n] for n in kinds}, prev_final={n: prev_final[n] for n in kinds},

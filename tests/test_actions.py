@@ -44,7 +44,8 @@ def start(mask1="rewind", mask0="zero", seed=0, **over):
 
 
 def sign(x):
-    return torch.where(x >= 0, 1.0, -1.0)
+    """Zhou's np.sign: -1, 0, +1."""
+    return torch.where(x > 0, 1.0, torch.where(x < 0, -1.0, 0.0))
 
 
 def test_registries():
@@ -89,9 +90,9 @@ def test_signed_reinit():
     r = start("signed_reinit", "zero")
     for n in MASK:
         m = MASK[n]
-        assert torch.allclose(r.weights[n][m].abs(), FRESH[n][m].abs())
-        assert torch.equal(sign(r.weights[n][m]), sign(REWIND[n][m]))   # 0 counts as +
-    assert r.weights["a"][1, 1].item() == pytest.approx(0.5)             # rewind 0 -> +|fresh|
+        expected = FRESH[n][m].abs() * sign(REWIND[n][m])
+        assert torch.equal(r.weights[n][m], expected)
+    assert r.weights["a"][1, 1].item() == 0.0          # rewind 0: sign(0) = 0 as in np.sign
 
 
 def test_signed_reshuffle_moves_magnitudes_keeps_destination_sign():
@@ -101,9 +102,15 @@ def test_signed_reshuffle_moves_magnitudes_keeps_destination_sign():
         for n in MASK:
             m = MASK[n]
             kept = r.weights[n][m]
-            assert sorted(kept.abs().tolist()) == sorted(REWIND[n][m].abs().tolist())
-            # sign of the destination (signbit, so a moved 0 magnitude still carries it)
-            assert torch.equal(torch.signbit(kept), REWIND[n][m] < 0)
+            dest = sign(REWIND[n][m])
+            # magnitudes permuted, times the sign of the destination (0 where θ is 0)
+            moved = sorted(REWIND[n][m].abs().tolist())
+            for value, s in zip(kept.tolist(), dest.tolist()):
+                if s == 0:
+                    assert value == 0
+                else:
+                    assert value * s > 0 or value == 0
+                    moved.remove(abs(value))
             assert not r.weights[n][~m].any()
         seen.add(tuple(r.weights["a"][MASK["a"]].tolist()))
     assert len(seen) > 5
@@ -111,7 +118,7 @@ def test_signed_reshuffle_moves_magnitudes_keeps_destination_sign():
 
 def test_signed_constant():
     r = start("signed_constant", "zero")
-    assert r.weights["a"].tolist() == [[0.25, 0.0, -0.25], [0.0, 0.25, 0.25]]
+    assert r.weights["a"].tolist() == [[0.25, 0.0, -0.25], [0.0, 0.0, 0.25]]   # sign(0) = 0
     assert r.weights["b"].tolist() == [0.0, -0.5, 0.5, 0.0, 0.5]
 
 
@@ -164,7 +171,22 @@ def test_freeze_init_zero_all_variant_2():
 
 def test_zero_all_applies_after_mask1():
     r = start("signed_constant", "freeze_init_zero_all")
-    assert r.weights["a"].tolist() == [[0.0, 0.0, -0.25], [4.0, 0.25, 0.0]]
+    assert r.weights["a"].tolist() == [[0.0, 0.0, -0.25], [4.0, 0.0, 0.0]]
+
+
+def test_a_zeroed_weight_stays_zero():
+    """A weight that started the previous round at 0 was zeroed: frozen at 0, and under
+    variant 2 a kept one starts at 0 again, though |0| < |final| is no shrink."""
+    prev_start = {"a": torch.tensor([[0.0, 0.0, -3.0], [4.0, 5.0, 6.0]]), "b": PREV_START["b"]}
+    prev_final = {"a": torch.tensor([[0.7, 0.0, -3.0], [4.0, 5.0, 6.0]]), "b": PREV_START["b"]}
+    for mask0 in ("freeze_init_zero_mask", "freeze_init_zero_all"):
+        r = start("rewind", mask0, prev_start=prev_start, prev_final=prev_final)
+        assert r.frozen["a"][0, 1].item() == 0.0 and r.weights["a"][0, 1].item() == 0.0
+        assert r.frozen["a"][1, 0].item() == 4.0
+    assert start("rewind", "freeze_init_zero_all", prev_start=prev_start,
+                 prev_final=prev_final).weights["a"][0, 0].item() == 0.0
+    assert start("rewind", "freeze_init_zero_mask", prev_start=prev_start,
+                 prev_final=prev_final).weights["a"][0, 0].item() == 1.0   # kept: rewound
 
 
 # --------------------------------------------------------------------------- all combinations
@@ -184,7 +206,7 @@ def test_every_combination_is_consistent(mask1, mask0):
     for n, m in MASK.items():
         keep = m.clone()
         if mask0 == "freeze_init_zero_all":
-            keep &= ~(PREV_FINAL[n].abs() < PREV_START[n].abs())
+            keep &= ~((PREV_FINAL[n].abs() < PREV_START[n].abs()) | (PREV_START[n] == 0))
         assert torch.equal(r.weights[n][keep], ref.weights[n][keep])
 
 

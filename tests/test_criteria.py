@@ -39,7 +39,6 @@ def hand_kept(n: int, rate: float, steps: int) -> int:
 
 def ref_scores(criterion, wi, wf):
     """Scores of the survivors (1-D float64 arrays), straight from the definitions."""
-    lowest = -np.inf
     if criterion == "large_final":
         return np.abs(wf)
     if criterion == "small_final":
@@ -52,13 +51,14 @@ def ref_scores(criterion, wi, wf):
         return np.abs(wf) - np.abs(wi)
     if criterion == "movement":
         return np.abs(wf - wi)
-    same = np.array([(a >= 0) == (b >= 0) for a, b in zip(wi, wf)])
+    # Zhou's get_weight_init.py: np.sign (sign(0) = 0); a weight failing the test scores 0
+    same = np.sign(wi) == np.sign(wf)
     if criterion == "large_final_same_sign":
-        return np.where(same, np.abs(wf), lowest)
+        return np.where(same, np.abs(wf), 0.0)
     if criterion == "large_final_diff_sign":
-        return np.where(~same, np.abs(wf), lowest)
+        return np.where(~same, np.abs(wf), 0.0)
     if criterion == "magnitude_increase_same_sign":
-        return np.where(same, np.abs(wf) - np.abs(wi), lowest)
+        return np.where(same, np.abs(wf) - np.abs(wi), 0.0)
     raise AssertionError(criterion)
 
 
@@ -233,21 +233,23 @@ def test_large_init_large_final_shared_percentile_by_brute_force():
             assert len(got) == k and must <= got <= may
 
 
-def test_same_sign_keeps_flipped_weights_only_after_all_same_sign_ones():
+def test_sign_tests_follow_zhou_np_sign_and_score_zero():
     wi = torch.tensor([1.0, -2.0, 3.0, -4.0, 5.0, 0.0])
-    wf = torch.tensor([9.0, 8.0, -7.0, -0.5, 0.2, 0.1])   # same sign: idx 0, 3, 4, 5 (0 is +)
+    wf = torch.tensor([9.0, 8.0, -7.0, -0.5, 0.2, 0.1])   # np.sign equal: idx 0, 3, 4 (sign(0) = 0)
     mask = torch.ones(6, dtype=torch.bool)
-    run = lambda crit, rate: next_mask(  # noqa: E731
+    run = lambda crit, rate, seed=0: next_mask(  # noqa: E731
         criterion=crit, scope="layerwise", rates={"fc": rate}, kinds={"w": "fc"},
         mask={"w": mask}, w_init={"w": wi}, w_final={"w": wf},
-        generator=torch.Generator().manual_seed(0))["w"]
-    # keep 3 of 6 (ceil(0.5*6)=3 removed): same-sign ranked by |w_f|: 0 (9), 3 (0.5), 4 (0.2)
+        generator=torch.Generator().manual_seed(seed))["w"]
+    # keep 3 of 6 (ceil(0.5*6)=3 removed): same-sign |w_f|: 0 (9), 3 (0.5), 4 (0.2); others 0
     assert run("large_final_same_sign", 0.5).tolist() == [True, False, False, True, True, False]
-    # diff sign weights: 1 (8), 2 (7); third place goes to one of the rest at random
-    got = run("large_final_diff_sign", 0.5)
-    assert got[1] and got[2] and int(got.sum()) == 3
-    # magnitude increase among same sign: 0: 8, 3: -3.5, 4: -4.8, 5: 0.1 -> keep 0, 5, 3
-    assert run("magnitude_increase_same_sign", 0.5).tolist() == [True, False, False, True, False, True]
+    # diff sign |w_f|: 1 (8), 2 (7), 5 (0.1: started at 0, so its sign changed)
+    assert run("large_final_diff_sign", 0.5).tolist() == [False, True, True, False, False, True]
+    # magnitude increase, flips scored 0: 0: 8, 1/2/5: 0, 3: -3.5, 4: -4.8 -> keep 0 and two of
+    # the flipped ones, above the same-sign weights that shrank (Zhou's code)
+    for seed in range(5):
+        got = run("magnitude_increase_same_sign", 0.5, seed).tolist()
+        assert got[0] and not got[3] and not got[4] and sum(got) == 3
 
 
 # --------------------------------------------------------------------------- torch.nn.utils.prune

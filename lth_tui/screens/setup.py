@@ -36,8 +36,8 @@ PANELS: dict[str, list[str]] = {
     "Training": ["train.optimizer", "train.lr", "train.momentum", "train.weight_decay", "train.batch_size",
                  "train.iterations", "train.schedule", "train.milestones", "train.gamma", "train.warmup_iterations",
                  "train.eval_every"],
-    "Pruning": ["prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.strategy", "prune.rate.conv",
-                "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration"],
+    "Pruning": ["prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy",
+                "prune.rate.conv", "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration"],
     "Run": ["name", "description", "experiment", "trials", "seed", "device"],
 }
 SECTION_PANELS = {"data": "Data", "model": "Model", "train": "Training", "prune": "Pruning"}
@@ -46,7 +46,7 @@ LABELS = {
     "model.hidden": "hidden widths", "train.weight_decay": "weight decay", "train.batch_size": "batch size",
     "train.warmup_iterations": "warm-up", "train.eval_every": "eval every", "prune.mask1": "mask-1 action",
     "prune.mask0": "mask-0 action", "prune.rate.conv": "rate conv", "prune.rate.fc": "rate fc",
-    "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "train.lr": "learning rate",
+    "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "prune.count": "count rule", "train.lr": "learning rate",
 }
 PLACEHOLDERS = {
     "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
