@@ -283,7 +283,7 @@ class _Forward:
 
             def loss(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
                      y: torch.Tensor) -> torch.Tensor:
-                return F.cross_entropy(functional_call(base, (params, buffers), (x,)).float(), y)
+                return F.cross_entropy(_for_loss(functional_call(base, (params, buffers), (x,))), y)
 
             self.batched_loss = vmap(loss, randomness="error")
         elif strategy == "bmm":
@@ -305,7 +305,7 @@ class _Forward:
 
     def _losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.strategy == "loop":
-            return torch.stack([F.cross_entropy(m(x[t]).float(), y[t]) for t, m in enumerate(self.models)])
+            return torch.stack([F.cross_entropy(_for_loss(m(x[t])), y[t]) for t, m in enumerate(self.models)])
         if self.strategy == "vmap":
             stacked = {name: torch.stack([ps[i] for ps in self.params]) for i, name in enumerate(self.names)}
             return self.batched_loss(stacked, self.stacked_buffers, x, y)
@@ -319,5 +319,11 @@ class _Forward:
             if d < depth - 1:
                 h = F.relu(h)
         n, b, c = h.shape
-        per_example = F.cross_entropy(h.float().reshape(n * b, c), y.reshape(n * b), reduction="none")
+        per_example = F.cross_entropy(_for_loss(h).reshape(n * b, c), y.reshape(n * b), reduction="none")
         return per_example.reshape(n, b).mean(1)
+
+
+def _for_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Logits in at least float32 for the loss: bf16 autocast output goes up, float64 stays
+    (so a float64 model, as the tests use to compare strategies, keeps float64 gradients)."""
+    return logits if logits.dtype == torch.float64 else logits.float()

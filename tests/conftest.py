@@ -38,6 +38,42 @@ criterion = "large_final"
 """
 
 
+def mlp_logits(state: dict, x) -> tuple:
+    """The engine's MLP (flatten, ReLU fc_layers, linear fc) in float64, with a bound per logit
+    on how far a float32 evaluation of the same weights can be from it.
+
+    The bound is the standard one for sums, |fl(Σ) - Σ| <= n·u·Σ|terms| (u = 2^-24, n the
+    fan-in + 1), carried layer by layer on the forward pass of absolute values, which bounds
+    every |term|: depth · n · u · |forward|.  A prediction may differ between the two only where
+    the top two float64 logits are closer than twice that.
+    """
+    import numpy as np
+
+    layers, index = [], 0
+    while f"fc_layers.{index}.weight" in state:
+        layers.append((state[f"fc_layers.{index}.weight"], state[f"fc_layers.{index}.bias"]))
+        index += 1
+    layers.append((state["fc.weight"], state["fc.bias"]))
+    h = np.asarray(x).reshape(len(x), -1).astype(np.float64)
+    size = np.abs(h)
+    for i, (w, b) in enumerate(layers):
+        w, b = np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        h = h @ w.T + b
+        size = size @ np.abs(w).T + np.abs(b)
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    n = max(w.shape[1] for w, _ in layers) + 1
+    return h, len(layers) * n * 2.0 ** -24 * size
+
+
+def undecided(logits, bound):
+    """Bool per example: float32 rounding could change its argmax (see mlp_logits)."""
+    import numpy as np
+
+    top = np.sort(logits, axis=1)
+    return top[:, -1] - top[:, -2] <= 2 * bound.max(axis=1)
+
+
 def merged(base: dict, **sections: object) -> dict:
     """A deep copy of a raw config with `sections` merged in: a dict updates that table, any
     other value replaces the key. Tests vary one table of a shared tiny config this way."""

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import mlp_logits, undecided
 from safetensors.numpy import load_file as load_np
 
 from engine.config import ConfigError, from_dict, resolve_schedule
@@ -54,18 +55,19 @@ def test_barrier_is_the_max_rise_over_the_mean_of_the_ends():
 
 
 def test_batchnorm_statistics_are_recomputed_at_each_alpha():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    torch.manual_seed(0)  # float64: BatchNorm's sums and mean(0) / var(0) reduce in different orders
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 3)).double()
     a = {k: v.clone() for k, v in net.state_dict().items()}
     b = {k: (v + torch.randn_like(v) if v.is_floating_point() else v.clone()) for k, v in a.items()}
     b["1.running_mean"] += 100.0  # stale statistics that interpolation would carry along
-    x, y, bn_x = torch.randn(50, 5), torch.randint(0, 3, (50,)), torch.randn(300, 5)
+    x, y = torch.randn(50, 5, dtype=torch.float64), torch.randint(0, 3, (50,))
+    bn_x = torch.randn(300, 5, dtype=torch.float64)
     curve = error_curve(net, a, b, x, y, points=3, bn_x=bn_x)
     assert [p["alpha"] for p in curve] == [0.0, 0.5, 1.0]
     with torch.no_grad():  # the container holds α = 1 with statistics of bn_x under b's weights
         hidden = bn_x @ b["0.weight"].T + b["0.bias"]
-    assert torch.allclose(net[1].running_mean, hidden.mean(0), atol=1e-5)
-    assert torch.allclose(net[1].running_var, hidden.var(0, unbiased=True), rtol=1e-4)
+    assert torch.allclose(net[1].running_mean, hidden.mean(0), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(net[1].running_var, hidden.var(0, unbiased=True), rtol=1e-12, atol=1e-12)
     assert net[1].momentum == 0.1 and net.training
 
 
@@ -86,15 +88,11 @@ def test_same_start_is_connected_independent_inits_are_not(digits):
     assert independent > 0.15 and independent > same["barrier"] + 0.1
 
 
-def _numpy_error(state: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
-    """The MLP's forward pass written out by hand (flatten, ReLU layers, linear output)."""
-    h = x.reshape(len(x), -1).astype(np.float64)
-    index = 0
-    while f"fc_layers.{index}.weight" in state:
-        h = np.maximum(h @ state[f"fc_layers.{index}.weight"].T.astype(np.float64) + state[f"fc_layers.{index}.bias"], 0)
-        index += 1
-    logits = h @ state["fc.weight"].T.astype(np.float64) + state["fc.bias"]
-    return float((logits.argmax(1) != y).mean())
+def _numpy_error(state: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The MLP's forward pass written out by hand in float64: (error, the fraction of examples
+    whose prediction float32 rounding could change, see conftest.mlp_logits)."""
+    logits, bound = mlp_logits(state, x)
+    return float((logits.argmax(1) != y).mean()), float(undecided(logits, bound).mean())
 
 
 def _imp_run(tmp_path, digits, **extra):
@@ -126,13 +124,16 @@ def test_imp_option_writes_lmc_files_and_the_curve_recomputes_from_stored_weight
         mask = load_np(str(rdir / "mask.safetensors"))
         for name, m in mask.items():  # both ends keep the round's mask
             assert not a[name][~m.astype(bool)].any() and not b[name][~m.astype(bool)].any()
-        errors = []
+        errors, slack = [], []
         for point in record["curve"]:
             alpha = point["alpha"]
             mixed = {k: (1 - alpha) * a[k] + alpha * b[k] for k in a}
-            errors.append(_numpy_error(mixed, x, y))
-            assert abs(errors[-1] - point["error"]) <= 1 / len(y) + 1e-9, (r, alpha)
-        assert abs(max(errors) - (errors[0] + errors[-1]) / 2 - record["barrier"]) <= 2 / len(y) + 1e-9
+            error, undecided_share = _numpy_error(mixed, x, y)
+            errors.append(error)
+            slack.append(undecided_share)
+            assert abs(error - point["error"]) <= undecided_share + 1e-12, (r, alpha)
+        allowed = max(slack) + (slack[0] + slack[-1]) / 2
+        assert abs(max(errors) - (errors[0] + errors[-1]) / 2 - record["barrier"]) <= allowed + 1e-12
     summary = read_summary(run_dir)
     assert all("lmc_barrier_mean" in p and p["lmc_barrier_n"] == 1 for p in summary["curve"])
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
