@@ -52,7 +52,7 @@ Pools.  ``kinds`` maps each prunable weight to ``"conv"``, ``"fc"`` or ``"output
 * ``layerwise``: every layer is its own pool, pruned at its kind's rate.
 * ``global``: layers whose kinds have the *same rate* form one pool with one threshold across
   them.  With equal rates for all kinds this is one global pool over all prunable weights
-  (OpenLTH's ``sparse_global``); with Frankle's fc 20% / output 10% the fc layers are pooled
+  (OpenLTH's pool, counted the exact way unless ``count = "openlth"``); with Frankle's fc 20% / output 10% the fc layers are pooled
   together and the output layer is its own pool; with conv 10% / fc 20% / output 10% the conv
   layers and the output layer share a pool.
 
