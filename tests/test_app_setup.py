@@ -51,7 +51,7 @@ async def test_setup_panels_choices_and_preset(preset_home: Path, tmp_path: Path
         await wait_for(pilot, lambda: app.screen is setup)
         for panel in ("data", "model", "training", "pruning", "run"):
             assert setup.query_one(f"#panel-{panel}").border_title
-        for key in ("prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.strategy", "prune.rate.conv",
+        for key in ("prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy", "prune.rate.conv",
                     "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration", "trials", "device",
                     "seed", "train.optimizer", "train.lr", "train.momentum", "train.weight_decay", "train.batch_size",
                     "train.iterations", "train.schedule", "train.warmup_iterations", "train.eval_every", "data.name",
@@ -111,6 +111,24 @@ async def test_invalid_values_are_refused_inline(preset_home: Path, tmp_path: Pa
             await wait_for(pilot, lambda: setup.config is not None)
             assert _error(app, key) == ""
             assert not setup.query_one("#start-button", Button).disabled
+
+
+async def test_openlth_count_is_refused_inline_where_it_has_no_meaning(preset_home: Path, tmp_path: Path) -> None:
+    app = LthApp(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _load_fast(app, pilot)
+        setup = app.setup_screen
+        count = _select(app, "prune.count")
+        assert count.value == "exact"
+        count.value = "openlth"  # layer-wise large_final: OpenLTH's rule per layer
+        await wait_for(pilot, lambda: setup.config is not None and setup.config.prune.count == "openlth")
+        _select(app, "prune.criterion").value = "movement"
+        await wait_for(pilot, lambda: setup.config is None)
+        assert "needs criterion large_final" in _error(app, "prune.count")
+        assert setup.query_one("#start-button", Button).disabled
+        _select(app, "prune.criterion").value = "large_final"
+        await wait_for(pilot, lambda: setup.config is not None)
+        assert _error(app, "prune.count") == "" and not setup.query_one("#start-button", Button).disabled
 
 
 async def test_change_criterion_and_save_as_preset(preset_home: Path, tmp_path: Path) -> None:
