@@ -40,9 +40,9 @@ weights sitting exactly at the next threshold (ties, broken by the generator).
 
 Counting rule (``count = "exact"``, the default).  A pruning step removes exactly
 ``ceil(rate * survivors)`` weights from a pool, where ``rate`` is the fraction of the pool's
-*survivors* removed per step.  ``steps > 1``
-prunes one-shot straight to where ``steps`` iterative steps would land: :func:`kept_after`
-iterates the ceil rule, so the kept count is exactly the iterative one.  The product
+*survivors* removed per step.  ``steps > 1`` prunes one-shot straight to where ``steps``
+iterative steps would land: :func:`kept_after` iterates the ceil rule, so the kept count is
+exactly the iterative one.  The product
 ``rate * survivors`` is evaluated on the decimal value of ``rate`` (0.07 * 100 is 7, not the
 float 7.000000000000001 whose ceiling is 8).
 
@@ -52,15 +52,15 @@ Pools.  ``kinds`` maps each prunable weight to ``"conv"``, ``"fc"`` or ``"output
 * ``layerwise``: every layer is its own pool, pruned at its kind's rate.
 * ``global``: layers whose kinds have the *same rate* form one pool with one threshold across
   them.  With equal rates for all kinds this is one global pool over all prunable weights
-  (OpenLTH's pool, counted the exact way unless ``count = "openlth"``); with Frankle's fc 20% / output 10% the fc layers are pooled
-  together and the output layer is its own pool; with conv 10% / fc 20% / output 10% the conv
-  layers and the output layer share a pool.
+  (OpenLTH's pool, counted the exact way unless ``count = "openlth"``); with Frankle's fc 20% /
+  output 10% the fc layers are pooled together and the output layer is its own pool; with
+  conv 10% / fc 20% / output 10% the conv layers and the output layer share a pool.
 
 A rate of 0 leaves the layers of that kind untouched.
 
 ``count = "openlth"`` is OpenLTH's ``pruning/sparse_global.py`` instead: with N the survivors
 of *all* prunable layers and f the rate, t = sort(|w_f| of the pruned layers' survivors)[k]
-with k = ceil(f·N) (a float64 product, as numpy computes it: 0.07 · 100 removes 8), and a
+with k = ceil(f·N) (a float64 product, as numpy computes it: 0.07 · 100 gives k = 8), and a
 survivor is kept iff |w_f| > t; so without ties k + 1 weights go, and every tie at t goes.
 Kinds with rate 0 are OpenLTH's ignored layers: counted in N, never pruned.  It is defined for
 ``large_final`` only (OpenLTH ranks trained magnitudes and nothing else) and, with ``global``
