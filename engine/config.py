@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +38,13 @@ HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"prune.count": "exact"}
 # parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
 PARALLEL_TRIALS = ("auto", "true", "false")
 AutoBool = bool | str
+MAX_TEXT = 2000  # longest string a config key takes (a description is one line)
+SEED_MAX = 2 ** 63 - 1
+# Upper bounds that keep a config from asking for more than any machine has (the model's own
+# size is checked against the device's memory by engine.models.check_fits).
+INT_LIMITS = {"trials": 10_000, "data.val_size": 10 ** 8, "train.batch_size": 2 ** 24, "prune.rounds": 1000,
+              "supermask.rounds": 10_000, "analysis.lmc_points": 1001}
+WIDTH_MAX = 2 ** 31 - 1
 
 
 class ConfigError(ValueError):
@@ -44,12 +52,26 @@ class ConfigError(ValueError):
 
     def __init__(self, source: str, key: str | None, value: Any, allowed: str):
         self.source, self.key, self.value, self.allowed = source, key, value, allowed
-        where = f"{source}: " if source else ""
+        where = f"{_clip(source)}: " if source else ""
         if key is None:
             message = f"{where}{allowed}"
         else:
-            message = f"{where}{key} = {value!r} is not allowed; {allowed}"
-        super().__init__(message)
+            message = f"{where}{_clip(key)} = {_clip_repr(value)} is not allowed; {allowed}"
+        super().__init__(" ".join(message.splitlines()))  # always one line
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _clip_repr(value: Any, limit: int = 80) -> str:
+    """repr for messages: short, and safe for ints too long to print (Python refuses > 4300 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "<an integer of thousands of digits>"
+    return _clip(text, limit)
 
 
 @dataclass
@@ -254,9 +276,15 @@ def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
         except StepError as exc:
             raise ConfigError(source, key, value, str(exc)) from None
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2 ** 1023:
+            raise ConfigError(source, key, value, "a finite number (this one does not fit a float)")
         return float(value)
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):
         raise ConfigError(source, key, value, f"expected {_type_name(tp)}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(source, key, value, "must be a finite number (not nan or inf)")
+    if tp is str and len(value) > MAX_TEXT:
+        raise ConfigError(source, key, value[:40] + "...", f"at most {MAX_TEXT} characters")
     return value
 
 
@@ -290,9 +318,11 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
 
 def parse_value(text: str) -> Any:
     """A `--set` value: TOML syntax when it parses (numbers, lists, booleans), else a bare string."""
+    if "\n" in text or "\r" in text:
+        return text  # one value per --set: a newline must not start a second TOML key
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
         return text
 
 
@@ -323,10 +353,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), None, None, f"file not found: {path}")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), None, None, f"TOML syntax error: {exc}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(str(path), None, None, f"TOML syntax error: {_clip(exc)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), None, None, f"not a UTF-8 text file: {exc}") from None
+    except RecursionError:
+        raise ConfigError(str(path), None, None, "TOML nested too deeply to be a config") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, None, f"cannot be read: {exc.strerror}") from None
 
 
 def load_config(path: Path | str, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -354,14 +388,18 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(source, key, value, "must be at least 1")
-    if config.seed < 0:
-        raise ConfigError(source, "seed", config.seed, "must be 0 or more")
+    if not 0 <= config.seed <= SEED_MAX:
+        raise ConfigError(source, "seed", config.seed, "must be between 0 and 2^63-1")
+    for key, limit in INT_LIMITS.items():
+        if config.get(key) > limit:
+            raise ConfigError(source, key, config.get(key), f"at most {limit}")
     if config.prune.rounds < 0:
         raise ConfigError(source, "prune.rounds", config.prune.rounds, "must be 0 or more")
     if config.prune.strategy == "oneshot" and config.prune.rounds < 1:
         raise ConfigError(source, "prune.rounds", config.prune.rounds, "oneshot needs at least 1 (the iterative steps to prune to)")
-    if not config.model.hidden or any(h < 1 for h in config.model.hidden):
-        raise ConfigError(source, "model.hidden", config.model.hidden, "a non-empty list of positive widths")
+    if not config.model.hidden or any(not 1 <= h <= WIDTH_MAX for h in config.model.hidden) or len(config.model.hidden) > 1000:
+        raise ConfigError(source, "model.hidden", config.model.hidden[:10],
+                          "a non-empty list of at most 1000 widths between 1 and 2^31-1")
     for key in ("train.lr",):
         if not config.get(key) > 0:
             raise ConfigError(source, key, config.get(key), "must be greater than 0")
@@ -469,6 +507,10 @@ def resolve_schedule(config: ExperimentConfig, train_size: int, source: str = "c
     if schedule.rewind_iteration >= schedule.iterations:
         raise ConfigError(source, "prune.rewind_iteration", as_config_value(config.prune.rewind_iteration),
                           f"must be below train.iterations ({schedule.iterations} iterations)")
+    for given, at in zip(t.milestones, schedule.milestones):
+        if at > schedule.iterations:
+            raise ConfigError(source, "train.milestones", as_config_value(given),
+                              f"a milestone beyond the training length ({schedule.iterations} iterations) never takes effect")
     if schedule.warmup > schedule.iterations:
         raise ConfigError(source, "train.warmup_iterations", as_config_value(t.warmup_iterations),
                           f"must not exceed train.iterations ({schedule.iterations} iterations)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -420,9 +421,54 @@ def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int,
 
     with torch.device("meta"):
         model = spec.builder(name, shape, num_classes, hidden)
+    check_fits(count_parameters(model), torch.device("cpu"), HOST_COPIES, what=f"model {name!r}")
     model = model.to_empty(device="cpu")
     _initialise(model, init, generator)
     return model
+
+
+# Float32 copies of the parameters a run keeps: on the host the model, θ0 and a round's start
+# and final weights; on the training device the model, its gradients, Adam's two moments, the
+# masks, fills and evaluation activations, rounded up.
+HOST_COPIES = 4
+DEVICE_COPIES = 8
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters and buffers of a model (on the meta device this allocates nothing)."""
+    return sum(t.numel() for t in model.parameters()) + sum(t.numel() for t in model.buffers())
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory the device has (the host's RAM for the CPU), or None when unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device.index or 0).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(parameters: int, device: torch.device, copies: int = DEVICE_COPIES, what: str = "the model") -> None:
+    """ModelError when `copies` float32 copies of the model exceed what the device has: an
+    estimate made before allocating, so a typo like hidden = [4000000000000] is refused with
+    a message instead of an out-of-memory crash."""
+    need = parameters * 4 * copies
+    have = device_memory(device)
+    if have is not None and need > have:
+        raise ModelError(f"{what} has {parameters:,} parameters: training it needs about {need / 2 ** 30:,.1f} GiB, "
+                         f"more than the {have / 2 ** 30:,.1f} GiB of {torch.device(device).type}; use smaller layers")
+
+
+def estimate_parameters(name: str, *, input_shape: tuple[int, ...], num_classes: int,
+                        hidden: Sequence[int] = (300, 100)) -> int:
+    """The parameter count of model `name`, built on the meta device (nothing allocated)."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise ModelError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    with torch.device("meta"):
+        return count_parameters(spec.builder(name, tuple(input_shape), num_classes, hidden))
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds
-from engine.store import (RunWriter, StoreError, clear_checkpoint, load_tensors, read_config, read_json, pid_alive, read_status,
-                          save_tensors, write_json_atomic)
+from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, lock_held, pid_alive,
+                            pid_start, stop_requested)
+from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, read_config, read_result,
+                          read_status, remove_stale_temps, save_tensors, write_json_atomic)
 from engine.training import (Cancelled, RoundOutcome, TrainJob, derive_seed, generator,
                              train_round)
 
@@ -80,9 +82,9 @@ def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[s
     for t in range(config.trials):
         rounds = []
         for r in range(total_rounds(config)):
-            path = Path(run_dir) / f"trial-{t}" / f"round-{r}" / "result.json"
-            if path.is_file():
-                rounds.append(read_json(path))
+            rdir = Path(run_dir) / f"trial-{t}" / f"round-{r}"
+            if (rdir / "result.json").is_file():
+                rounds.append(read_result(rdir))
         trials.append({"seed": config.seed + t, "rounds": rounds})
     by_round: dict[int, list[dict[str, Any]]] = {}
     for trial in trials:
@@ -150,7 +152,7 @@ class _Run:
         trial_dir = writer.trial_dir(t)
         init_path = trial_dir / "init.safetensors"
         if init_path.is_file():
-            model.load_state_dict(load_tensors(init_path))
+            model.load_state_dict(load_tensors_like(init_path, model.state_dict()))
         else:
             save_tensors(init_path, model.state_dict())
         theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -165,14 +167,16 @@ class _Run:
         k = self.schedule.rewind_iteration
         rdir = writer.round_dir(t, r)
         if (rdir / "result.json").is_file():
-            trial.prev = (load_tensors(rdir / "start.safetensors"), load_tensors(rdir / "final.safetensors"),
-                          load_tensors(rdir / "mask.safetensors"))
+            state = model.state_dict()
+            trial.prev = (load_tensors_like(rdir / "start.safetensors", state),
+                          load_tensors_like(rdir / "final.safetensors", state),
+                          load_tensors_like(rdir / "mask.safetensors", {n: state[n] for n in kinds}))
             return None
         if r == 0:
             masks = {name: torch.ones_like(theta0[name], dtype=torch.bool) for name in kinds}
             start, frozen = theta0, None
         else:
-            rewind_state = theta0 if k == 0 else load_tensors(trial.rewind_path)
+            rewind_state = theta0 if k == 0 else load_tensors_like(trial.rewind_path, theta0)
             prev_start, prev_final, prev_mask = trial.prev
             masks = next_mask(criterion=config.prune.criterion, scope=config.prune.scope, rates=config.prune.rate,
                               kinds=kinds, mask={n: prev_mask[n].bool() for n in kinds},
@@ -230,7 +234,7 @@ class _Run:
         writer.summary(build_summary(self.dir, config, "running"))
         writer.status(rounds_done=_rounds_done(self.dir, config))
         self.emit(writer.event("round_end", trial=t, **record))
-        trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()}, load_tensors(rdir / "final.safetensors"),
+        trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()}, load_tensors_like(rdir / "final.safetensors", pending.start),
                       pending.masks)
 
     def trial(self, t: int) -> None:
@@ -293,21 +297,84 @@ def _rounds_done(run_dir: Path, config: ExperimentConfig) -> int:
                if (Path(run_dir) / f"trial-{t}" / f"round-{r}" / "result.json").is_file())
 
 
+def check_stored_rounds(run_dir: Path, config: ExperimentConfig) -> None:
+    """Reads back every finished round's result.json, so a damaged one stops a resume before it
+    trains, with a message naming the file and how to recover (StoreError)."""
+    for t in range(config.trials):
+        for r in range(total_rounds(config)):
+            rdir = Path(run_dir) / f"trial-{t}" / f"round-{r}"
+            if (rdir / "result.json").is_file() or (rdir / "result.json").is_symlink():
+                read_result(rdir)
+
+
+class _StopWatch:
+    """should_stop for the training loops: the caller's flag, or a stop.request seen in the run dir.
+
+    The file is looked at on every event the run emits (every eval, round start and end) and
+    by the heartbeat thread, not on every training step.
+    """
+
+    def __init__(self, run_dir: Path, user: Callable[[], bool]) -> None:
+        self.run_dir, self.user = run_dir, user
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested or self.user()
+
+    def poll(self) -> None:
+        if not self.requested and stop_requested(self.run_dir):
+            self.requested = True
+
+    def set(self) -> None:
+        self.requested = True
+
+
 def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
             checkpoint_seconds: float = 60.0, data: Dataset | None = None) -> str:
     """Runs or resumes the run in `run_dir`; returns the final state (done, failed, cancelled).
 
     `data` lets a caller that already loaded the dataset (to check it before creating the run
-    dir) hand it over instead of loading it twice.
+    dir) hand it over instead of loading it twice. The run's lock (run.lock) is held
+    throughout: a second runner raises RunLocked before it writes anything.
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    writer = RunWriter(run_dir)
-    emit = on_event or (lambda event: None)
-    stop = should_stop or (lambda: False)
-    resumed = (run_dir / "summary.json").exists() or any(run_dir.glob("trial-*/round-*/checkpoint.json"))
-    writer.status(state="running", pid=os.getpid(), host=socket.gethostname(), error=None, started=time.time())
+    lock = RunLock(run_dir)
+    lock.acquire()
     try:
+        return _execute_locked(run_dir, config, on_event, should_stop, checkpoint_seconds, data)
+    finally:
+        lock.release()
+
+
+def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCallback | None,
+                    should_stop: Callable[[], bool] | None, checkpoint_seconds: float, data: Dataset | None) -> str:
+    try:
+        before = read_status(run_dir)["state"]
+    except StoreError:
+        before = None
+    stop = _StopWatch(run_dir, should_stop or (lambda: False))
+    if before == "queued" and stop_requested(run_dir):
+        stop.set()  # stopped while waiting in its sweep: end cancelled without training
+    else:
+        clear_stop_request(run_dir)  # a request from before this runner is not for it
+    remove_stale_temps(run_dir)
+    writer = RunWriter(run_dir)
+    user_emit = on_event or (lambda event: None)
+
+    def emit(event: dict[str, Any]) -> None:
+        stop.poll()
+        user_emit(event)
+
+    resumed = (run_dir / "summary.json").exists() or any(run_dir.glob("trial-*/round-*/checkpoint.json"))
+    writer.status(state="running", pid=os.getpid(), host=socket.gethostname(), error=None, started=time.time(),
+                  runner_start=pid_start(os.getpid()), heartbeat=heartbeat_fields())
+    heartbeat = Heartbeat(run_dir, writer.status, stop.set)
+    heartbeat.start()
+    try:
+        if stop():
+            raise Cancelled("stopped before it started")
+        check_stored_rounds(run_dir, config)
         device = resolve_device(config.device)
         if data is None:
             data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
@@ -335,21 +402,33 @@ def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, shoul
         state, error = "done", None
     except Cancelled as exc:
         state, error = "cancelled", None
-        emit(writer.event("run_end", state=state, reason=str(exc)))
+        user_emit(writer.event("run_end", state=state, reason=str(exc)))
+    except (Diverged, StoreError, ConfigError) as exc:  # messages written for the user as they are
+        state, error = "failed", str(exc)
+        user_emit(writer.event("error", message=error))
     except Exception as exc:  # the run dir must record any failure, whatever raised it
         state, error = "failed", f"{type(exc).__name__}: {exc}"
-        emit(writer.event("error", message=error, traceback=traceback.format_exc()))
-    writer.summary(build_summary(run_dir, config, state))
+        user_emit(writer.event("error", message=error, traceback=traceback.format_exc()))
+    heartbeat.stop()
+    try:
+        writer.summary(build_summary(run_dir, config, state))
+    except StoreError as exc:  # a damaged result.json: already the error above; keep the old summary
+        error = error or str(exc)
     writer.status(state=state, error=error, finished=time.time())
     if state != "cancelled":
-        emit(writer.event("run_end", state=state, error=error))
+        user_emit(writer.event("run_end", state=state, error=error))
     writer.close()
+    clear_stop_request(run_dir)
+    remove_stale_temps(run_dir)
     return state
 
 
 def spawn(run_dir: Path | str) -> subprocess.Popen:
     """Starts the runner as a detached child: it outlives the app and a dropped SSH link."""
     run_dir = Path(run_dir)
+    holder = lock_held(run_dir)
+    if holder:
+        raise RunLocked(f"{run_dir.name} is already being run by {holder}; stop it first or wait for it")
     # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
@@ -363,7 +442,7 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     # The child records its pid only after importing torch; writing it now means no reader
     # takes the run for an interrupted one (and resumes it twice) in the meantime.
     writer = RunWriter(run_dir)
-    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None)
+    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None, runner_start=pid_start(proc.pid))
     writer.close()
     return proc
 
@@ -402,21 +481,6 @@ def _on_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
-def request_stop(run_dir: Path | str) -> bool:
-    """Asks a live runner to cancel (SIGTERM); it checkpoints and stays resumable."""
-    try:
-        pid = read_status(Path(run_dir)).get("pid")
-    except StoreError:
-        return False
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -429,7 +493,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    state = execute(args[0], should_stop=lambda: stop["requested"])
+    try:
+        state = execute(args[0], should_stop=lambda: stop["requested"])
+    except (RunLocked, StoreError) as exc:  # nothing was written: say why in runner.log
+        print(f"lth-tui runner: {exc}", file=sys.stderr)
+        return 2
     return {"done": 0, "cancelled": 0}.get(state, 1)
 
 

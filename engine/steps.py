@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_STEP = re.compile(r"^\s*(\d+)\s*(it|ep)?\s*$")
+_STEP = re.compile(r"^\s*(\d{1,13})\s*(it|ep)?\s*$")
+MAX_COUNT = 10 ** 12  # a trillion iterations or epochs: anything longer is a typo
+
+
+def _short(value: object) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = "this value"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class StepError(ValueError):
@@ -33,13 +42,15 @@ class Step:
             raise StepError(f"{value!r} is not a length")
         if isinstance(value, int):
             if value < 0:
-                raise StepError(f"{value} is negative")
+                raise StepError("a length cannot be negative")
+            if value > MAX_COUNT:
+                raise StepError(f"at most {MAX_COUNT}")
             return cls(value, "it")
         if isinstance(value, str):
             match = _STEP.match(value)
-            if match:
+            if match and int(match.group(1)) <= MAX_COUNT:
                 return cls(int(match.group(1)), match.group(2) or "it")
-        raise StepError(f"{value!r} is not a length: use an integer of iterations, \"500it\" or \"2ep\"")
+        raise StepError(f"{_short(value)} is not a length: use an integer of iterations, \"500it\" or \"2ep\"")
 
     def iterations(self, iterations_per_epoch: int) -> int:
         """The length in iterations for an epoch of `iterations_per_epoch` steps."""

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import stat
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,12 +25,21 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
+from engine.process import liveness, pid_alive
+from engine.schema import STATES, SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
+MAX_JSON_BYTES = 256 * 2 ** 20  # a run's JSON files are kilobytes to a few megabytes
 
 
 class StoreError(RuntimeError):
     """A run dir that cannot be read: missing or damaged files. The message says which."""
+
+
+class Diverged(RuntimeError):
+    """An evaluation came out NaN or infinite: the run ends failed, with the evals before it kept."""
+
+
+LOSS_KEYS = ("train_loss", "val_loss", "test_loss")
 
 
 def default_runs_dir() -> Path:
@@ -41,15 +53,37 @@ def _slug(text: str) -> str:
     return "-".join(part for part in cleaned.split("-") if part)[:40] or "run"
 
 
+def temp_path(path: Path) -> Path:
+    """A hidden temp file beside `path`, unique per process and thread (see remove_stale_temps)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def open_new(path: Path, mode: str = "w") -> Any:
+    """A file that did not exist, opened without following a symlink (O_EXCL | O_NOFOLLOW)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write-then-rename, so readers see the old file or the new one, never a torn one."""
+    """Write-then-rename, so readers see the old file or the new one, never a torn one.
+
+    NaN and infinity are refused (ValueError): they are not JSON, and other tools choke on them.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, allow_nan=False, default=_json_default)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    bad = find_non_finite(data)
+    if bad is not None:
+        raise Diverged(f"{_where(path)} would hold a non-finite number at {bad}: the training diverged; lower train.lr")
+    text = json.dumps(data, indent=1, allow_nan=False, default=_json_default)
+    tmp = temp_path(path)
+    try:
+        with open_new(tmp) as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _json_default(obj: Any) -> Any:
@@ -60,14 +94,38 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def read_json(path: Path) -> Any:
-    """Reads a JSON file, turning absence or damage into a StoreError naming the file."""
+def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """A regular file's bytes, never through a symlink nor from a FIFO or device; StoreError otherwise."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise StoreError(f"{path.name} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise StoreError(f"{path.name} is damaged: {exc}") from None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise StoreError(f"{path.name} is a symlink; run-store files are never links, so it is not followed") from None
+        raise StoreError(f"{path.name} cannot be read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise StoreError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise StoreError(f"{path.name} is damaged: {info.st_size} bytes, more than any run writes")
+        return fh.read(limit + 1)
+
+
+def read_json(path: Path) -> Any:
+    """Reads a JSON file, turning absence or damage into a StoreError naming the file."""
+    path = Path(path)
+    data = read_bytes(path)
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise StoreError(f"{path.name} is damaged: {str(exc)[:200]}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def create_run(config: ExperimentConfig, runs_dir: Path | None = None, *, preset: str | None = None,
@@ -112,17 +170,31 @@ def read_config(run_dir: Path) -> ExperimentConfig:
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
-    status = read_json(Path(run_dir) / "status.json")
-    if not isinstance(status, dict) or status.get("state") not in STATES:
-        raise StoreError(f"status.json is damaged: state must be one of {', '.join(STATES)}")
-    return status
+    """status.json, its fields type-checked (engine/schema.py)."""
+    try:
+        return check_status(read_json(Path(run_dir) / "status.json"))
+    except SchemaError as exc:
+        raise StoreError(f"status.json is damaged: {exc}") from None
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    summary = read_json(Path(run_dir) / "summary.json")
-    if not isinstance(summary, dict) or not isinstance(summary.get("trials"), list):
-        raise StoreError("summary.json is damaged: no trials list")
-    return summary
+    """summary.json, its shape and figures type-checked (engine/schema.py)."""
+    try:
+        return check_summary(read_json(Path(run_dir) / "summary.json"))
+    except SchemaError as exc:
+        raise StoreError(f"summary.json is damaged: {exc}") from None
+
+
+def read_result(round_dir: Path) -> dict[str, Any]:
+    """A round's result.json; a damaged one names itself and how to recover."""
+    round_dir = Path(round_dir)
+    where = f"{round_dir.parent.name}/{round_dir.name}"
+    try:
+        return check_round(read_json(round_dir / "result.json"), "result")
+    except (StoreError, SchemaError) as exc:
+        reason = str(exc).removeprefix("result.json is damaged: ")
+        raise StoreError(f"{where}/result.json is damaged ({reason}); delete {where} and resume to retrain "
+                         "that round") from None
 
 
 def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -133,21 +205,24 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
     """
     path = Path(run_dir) / "events.jsonl"
     try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # missing, or a symlink that is not followed
         return [], offset
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return [], offset
+        fh.seek(offset)
+        data = fh.read()
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset
     events = []
     for line in data[: end + 1].splitlines():
         try:
-            event = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            event = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             continue
-        if isinstance(event, dict):
+        if event_ok(event):
             events.append(event)
     return events, offset + end + 1
 
@@ -155,21 +230,48 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as CPU tensors (safetensors cannot execute code, unlike pickle)."""
     path = Path(path)
+    if path.is_symlink():
+        raise StoreError(f"{_where(path)} is a symlink; run-store files are never links, so it is not followed")
     if not path.is_file():
-        raise StoreError(f"{path.name} is missing")
+        raise StoreError(f"{_where(path)} is missing")
     try:
         return load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for damaged headers
-        raise StoreError(f"{path.name} is damaged: {exc}") from None
+    except Exception as exc:  # safetensors raises several types for damaged headers (a pickle is one)
+        raise StoreError(f"{_where(path)} is damaged ({str(exc)[:200]}); it is not a safetensors file we wrote") from None
+
+
+def load_tensors_like(path: Path, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """load_tensors, checked to hold every name of `like` with its shape (a mask or weights file
+    of another model, or a truncated one, is named as damaged instead of failing somewhere deep)."""
+    tensors = load_tensors(path)
+    for name, ref in like.items():
+        got = tensors.get(name)
+        if got is None:
+            raise StoreError(f"{_where(path)} is damaged: it has no tensor {name!r}")
+        if tuple(got.shape) != tuple(ref.shape):
+            raise StoreError(f"{_where(path)} is damaged: {name} has shape {tuple(got.shape)}, the model's is "
+                             f"{tuple(ref.shape)}")
+    return tensors
+
+
+def _where(path: Path) -> str:
+    """A run-store file named with its trial/round folders, so a message says which one."""
+    parts = Path(path).parts
+    tail = [p for p in parts[-3:-1] if p.startswith(("trial-", "round-"))]
+    return "/".join([*tail, parts[-1]])
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write; tensors are copied to contiguous CPU memory first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    try:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 CHECKPOINT_FILES = ("checkpoint.safetensors", "checkpoint.json")
@@ -189,16 +291,22 @@ def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: dic
 def checkpoint_meta(directory: Path) -> dict[str, Any] | None:
     """The meta of the checkpoint in `directory` (header only, no tensors), or None if none."""
     path = Path(directory) / CHECKPOINT_FILES[0]
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return None
+    hint = f"; delete it to restart {_where(path).rpartition('/')[0] or 'the round'} from its start"
+    if path.is_symlink():
+        raise StoreError(f"{_where(path)} is a symlink, not followed{hint}")
     try:
         with safe_open(str(path), "pt") as fh:
             text = (fh.metadata() or {}).get("checkpoint")
+        meta = read_json(Path(directory) / CHECKPOINT_FILES[1]) if text is None else json.loads(text)
+    except StoreError as exc:
+        raise StoreError(f"{_where(path)}: {exc}{hint}") from None
     except Exception as exc:  # safetensors raises several types for damaged headers
-        raise StoreError(f"{path.name} is damaged: {exc}") from None
-    if text is None:  # written before meta moved into the file: the JSON beside it is all there is
-        return read_json(Path(directory) / CHECKPOINT_FILES[1])
-    return json.loads(text)
+        raise StoreError(f"{_where(path)} is damaged ({str(exc)[:200]}){hint}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int) or not isinstance(meta.get("evals"), list):
+        raise StoreError(f"{_where(path)} is damaged (its header has no step and evals){hint}")
+    return meta
 
 
 def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
@@ -219,24 +327,42 @@ class RunWriter:
 
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
-        self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
+        try:
+            fd = os.open(self.dir / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise StoreError(f"events.jsonl cannot be opened for writing ({exc.strerror}); is it a symlink?") from None
+        self._events = os.fdopen(fd, "a", encoding="utf-8")
+        self._status_lock = threading.Lock()  # the heartbeat thread writes status.json too
 
     def close(self) -> None:
         self._events.close()
 
     def event(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Appends one line; a NaN or infinity never reaches the file (an eval's is divergence)."""
+        bad = find_non_finite(fields)
+        if bad is not None:
+            if event == "eval":
+                key = next((k for k in LOSS_KEYS if find_non_finite(fields.get(k)) is not None), bad)
+                raise Diverged(f"diverged at iteration {fields.get('iteration')} of round {fields.get('round')} of trial "
+                               f"{fields.get('trial')} ({'loss' if key in LOSS_KEYS else key} {fields.get(key)}); "
+                               "lower train.lr")
+            raise Diverged(f"{event} of round {fields.get('round')} of trial {fields.get('trial')} has a non-finite {bad}; "
+                           "lower train.lr")
         record = {"event": event, "time": time.time(), **fields}
         self._events.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
         self._events.flush()
         return record
 
     def status(self, **fields: Any) -> None:
-        try:
-            current = read_json(self.dir / "status.json")
-        except StoreError:
-            current = {}
-        current.update(fields, updated=time.time())
-        write_json_atomic(self.dir / "status.json", current)
+        with self._status_lock:
+            try:
+                current = read_json(self.dir / "status.json")
+            except StoreError:
+                current = {}
+            if not isinstance(current, dict):
+                current = {}
+            current.update(fields, updated=time.time())
+            write_json_atomic(self.dir / "status.json", current)
 
     def summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.dir / "summary.json", summary)
@@ -248,32 +374,45 @@ class RunWriter:
         return self.trial_dir(trial) / f"round-{round_}"
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists on this machine."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def holder_alive(status: dict[str, Any]) -> bool:
     """Whether the process a status names is there: its runner, or while queued, its sweep.
 
-    A process on another host cannot be checked from here and counts as alive.
+    On this host the pid must be alive and (when recorded) have the runner's start time; on
+    another host only a fresh heartbeat (or none at all, from an older lth-tui) counts.
     """
-    return status.get("host") != socket.gethostname() or pid_alive(status.get("pid"))
+    return liveness(status) == "alive"
+
+
+_TEMP = re.compile(r"^\..+\.(\d+)(\.\d+)?\.tmp$")
+
+
+def remove_stale_temps(run_dir: Path) -> int:
+    """Deletes the hidden *.tmp files a kill during a write left in the run dir; returns how many.
+
+    A temp file of a live process (its pid is in the name) other than this one is left alone.
+    """
+    removed = 0
+    for path in [Path(run_dir), *Path(run_dir).glob("trial-*"), *Path(run_dir).glob("trial-*/round-*")]:
+        if path.is_symlink() or not path.is_dir():
+            continue
+        for item in path.iterdir():
+            match = _TEMP.match(item.name)
+            if not match or (int(match.group(1)) != os.getpid() and pid_alive(int(match.group(1)))):
+                continue
+            try:
+                item.unlink()
+                removed += 1
+            except (IsADirectoryError, PermissionError, FileNotFoundError):
+                continue
+    return removed
 
 
 @dataclass
 class RunInfo:
-    """One line of the runs list; `state` adds "interrupted" and "damaged" to the stored ones.
+    """One line of the runs list; `state` adds "interrupted", "lost" and "damaged" to the stored ones.
 
-    A run whose runner (or, while queued, whose sweep) is gone from this host is "interrupted".
+    A run whose runner (or, while queued, whose sweep) is gone from this host is "interrupted";
+    one whose heartbeat stopped more than a minute ago, on any host, is "lost".
     """
 
     path: Path
@@ -306,8 +445,13 @@ def run_info(run_dir: Path) -> RunInfo:
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)
-    if info.state in ("running", "queued") and not holder_alive(status):
-        info.state = "interrupted"
+    if info.state in ("running", "queued"):
+        alive = liveness(status)
+        if alive == "dead":
+            info.state = "interrupted"
+        elif alive == "lost":
+            info.state = "lost"
+            info.error = info.error or f"no heartbeat from {status.get('host') or '?'} for over a minute"
     if (run_dir / "summary.json").exists():
         try:
             summary = read_summary(run_dir)

@@ -67,7 +67,7 @@ from torch.func import functional_call
 from engine.config import ExperimentConfig, TrainConfig
 from engine.feeding import Batches
 from engine.models import build_model, init_std, layer_kinds
-from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, save_checkpoint, save_tensors,
+from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, load_tensors_like, save_checkpoint, save_tensors,
                           write_json_atomic)
 from engine.training import Cancelled, derive_seed, evaluate, generator, lr_factor
 
@@ -215,7 +215,7 @@ class _Trial:
                             hidden=config.model.hidden, init=config.model.init, generator=generator(self.seed, "init"))
         init_path = self.writer.trial_dir(t) / "init.safetensors"
         if init_path.is_file():
-            model.load_state_dict(load_tensors(init_path))
+            model.load_state_dict(load_tensors_like(init_path, model.state_dict()))
         else:
             save_tensors(init_path, model.state_dict())
         sm = config.supermask

@@ -28,7 +28,7 @@ from torch import nn
 from engine.config import Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.feeding import Batches
-from engine.store import load_checkpoint, save_checkpoint
+from engine.store import StoreError, load_checkpoint, save_checkpoint
 
 EVAL_BATCH = 2048
 
@@ -246,12 +246,17 @@ def _load_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Opt
     if checkpoint is None:
         return None
     tensors, meta = checkpoint
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    aug_gen.set_state(tensors["loop.aug_state"])
-    loss_sum = tensors["loop.loss_sum"].to(device).reshape(())
-    return meta["step"], meta["evals"], loss_sum, meta["loss_count"], meta["seconds"]
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        aug_gen.set_state(tensors["loop.aug_state"])
+        loss_sum = tensors["loop.loss_sum"].to(device).reshape(())
+        return int(meta["step"]), list(meta["evals"]), loss_sum, int(meta["loss_count"]), float(meta["seconds"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        where = f"{job.checkpoint_dir.parent.name}/{job.checkpoint_dir.name}"
+        raise StoreError(f"{where}/checkpoint.safetensors does not fit this run ({type(exc).__name__}: "
+                         f"{str(exc)[:200]}); delete {where}/checkpoint.* to restart that round from its start") from None
 
 
 def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:

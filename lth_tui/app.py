@@ -31,7 +31,7 @@ from lth_tui.screens.run import RunScreen
 from lth_tui.screens.runs import RunsScreen
 from lth_tui.screens.setup import SetupScreen
 
-RESUMABLE = ("cancelled", "interrupted", "failed")
+RESUMABLE = ("cancelled", "interrupted", "failed", "lost")
 
 
 class LthApp(App[int]):
@@ -268,16 +268,17 @@ class LthApp(App[int]):
             if not yes:
                 return
 
-            def stop() -> bool:
-                from engine.runner import request_stop
+            def stop() -> str:
+                from engine.process import request_stop
 
-                if not request_stop(run_dir):
-                    raise RuntimeError(f"{run_dir.name} has no live runner to stop")
-                return True
+                result = request_stop(run_dir, by="lth-tui app")
+                if result.action == "not-running":
+                    raise RuntimeError(f"{run_dir.name} has no live runner to stop: {result.detail}")
+                return result.detail
 
             self.start_worker(stop, name="cancel run", group="cancel",
-                              on_success=lambda _: self.notify(f"{run_dir.name}: stop requested; it checkpoints and "
-                                                               "can be resumed (r)", title="cancelling"))
+                              on_success=lambda detail: self.notify(f"{run_dir.name}: {detail}; it checkpoints and "
+                                                                    "can be resumed (r)", title="cancelling"))
 
         self.push_screen(ConfirmDialog("Cancel run", f"Stop {run_dir.name}?\n\nThe runner checkpoints and the run "
                                        "stays resumable (r on the Run or Runs screen).", yes="Stop run", no="Keep running"),
@@ -440,9 +441,9 @@ class LthApp(App[int]):
                 self.exit(0)
             elif choice == "stop":
                 def stop_all() -> int:
-                    from engine.runner import request_stop
+                    from engine.process import request_stop
 
-                    return sum(bool(request_stop(p)) for p in live)
+                    return sum(request_stop(p, by="lth-tui app").action != "not-running" for p in live)
 
                 self.start_worker(stop_all, name="stop runs", group="cancel", on_success=lambda _: self.exit(0),
                                   on_error=lambda _: self.exit(0))

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS")
     resume.add_argument("--quiet", action="store_true")
 
+    stop = sub.add_parser("stop", help="ask runs to checkpoint and stop (they stay resumable)")
+    stop.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN", help="a run dir, or a run id in the runs dir")
+    stop.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
+    stop.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="how long to wait for each run to checkpoint and end (default 60; 0: do not wait)")
+
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
     lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: train two copies, measure the error barrier")
@@ -96,17 +102,26 @@ class _StopFlag:
         signal.signal(signal.SIGTERM, on_sigint)
 
 
-def _execute_with_progress(run_dir: Path, quiet: bool, checkpoint_every: float, data: Any = None) -> int:
+def _execute_with_progress(run_dir: Path, quiet: bool, checkpoint_every: float, data: Any = None,
+                           stop: _StopFlag | None = None) -> int:
+    from engine.process import RunLocked
     from engine.runner import execute
+    from engine.store import StoreError
 
     from lth_tui.progress import ProgressView
 
-    stop = _StopFlag()
-    stop.install()
+    if stop is None:
+        stop = _StopFlag()
+        stop.install()
     print(run_dir, flush=True)
     view = ProgressView(enabled=not quiet)
-    with view:
-        state = execute(run_dir, on_event=view.on_event, should_stop=stop, checkpoint_seconds=checkpoint_every, data=data)
+    try:
+        with view:
+            state = execute(run_dir, on_event=view.on_event, should_stop=stop, checkpoint_seconds=checkpoint_every,
+                            data=data)
+    except (RunLocked, StoreError) as exc:  # raised before the run dir was touched
+        _err(f"{run_dir}: {exc}")
+        return EXIT_BAD_INPUT
     if not quiet:
         view.print_summary(run_dir)
     print(f"{state}: {run_dir}", flush=True)
@@ -134,21 +149,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"data.dir={_toml_string(args.data_dir)}")
     if args.download:
         overrides.append("data.download=true")
-    if args.sweep:
-        return cmd_sweep(args, overrides)
     path = None
     try:
+        _check_checkpoint_every(args.checkpoint_every)
+        _usable_runs_dir(args.runs_dir, create=False)
+        if args.sweep:
+            return cmd_sweep(args, overrides)
         path = find_preset(args.preset)
         config = load_config(path, overrides)
         device = resolve_device(config.device)
-        data = _checked_data(config, str(path))
+        data = _checked_data(config, str(path), device)
+        runs_dir = _usable_runs_dir(args.runs_dir, create=True)  # made only once the input is good
     except (ConfigError, DatasetError, ModelError) as exc:
         return _bad_input(exc, path)
-    run_dir = create_run(config, args.runs_dir, preset=path.stem)
+    try:
+        run_dir = create_run(config, runs_dir, preset=path.stem)
+    except OSError as exc:
+        _err(f"--runs-dir {runs_dir}: cannot create a run dir there ({exc.strerror})")
+        return EXIT_BAD_INPUT
     return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every, data=data.to(device))
 
 
-def _checked_data(config: Any, source: str) -> Any:
+def _check_checkpoint_every(seconds: float) -> None:
+    import math
+
+    from engine.config import ConfigError
+
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError("--checkpoint-every", "--checkpoint-every", seconds, "seconds between checkpoints: 0 or more")
+
+
+def _usable_runs_dir(runs_dir: Path | None, create: bool) -> Path:
+    """The runs dir, checked: a folder (made when `create`) this user can write; else ConfigError."""
+    from engine.config import ConfigError
+    from engine.store import default_runs_dir
+
+    path = Path(runs_dir) if runs_dir else default_runs_dir()
+    label = "--runs-dir" if runs_dir else "runs dir"
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(label, None, None, f"{path} is not a directory")
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise ConfigError(label, None, None, f"{path} is not writable")
+    except OSError as exc:
+        raise ConfigError(label, None, None, f"{path} cannot be created ({exc.strerror})") from None
+    return path
+
+
+def _checked_data(config: Any, source: str, device: Any = None) -> Any:
     """Loads the dataset and builds the model once, so bad input fails before a run dir exists."""
     from engine.config import resolve_schedule
     from engine.datasets import default_data_dir, load_dataset
@@ -156,7 +206,7 @@ def _checked_data(config: Any, source: str) -> Any:
     data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
     data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
                         download=config.data.download, augment=config.data.augment)
-    _check_model(config, data)
+    _check_model(config, data, device)
     resolve_schedule(config, len(data.train_x), source)
     return data
 
@@ -184,12 +234,12 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
             resolve_device(config.device)
             key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
             if key not in datasets:
-                datasets[key] = _checked_data(config, str(path))
+                datasets[key] = _checked_data(config, str(path), resolve_device(config.device))
             else:
-                _check_model(config, datasets[key])
+                _check_model(config, datasets[key], resolve_device(config.device))
+        runs_dir = _usable_runs_dir(args.runs_dir, create=True)
     except (ConfigError, DatasetError, ModelError) as exc:
         return _bad_input(exc, path)
-    runs_dir = args.runs_dir or default_runs_dir()
     group_id, folder = create_group(runs_dir, path.stem, axes)
     gpus = _gpu_count()
     run_dirs = []
@@ -202,12 +252,14 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     print(folder, flush=True)
     if args.jobs == 1:
         states = []
+        stop = _StopFlag()
+        stop.install()
         for run_dir, (config, _) in zip(run_dirs, combos):
             key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
             code = _execute_with_progress(run_dir, args.quiet, args.checkpoint_every,
-                                          data=datasets[key].to(resolve_device(config.device)))
+                                          data=datasets[key].to(resolve_device(config.device)), stop=stop)
             states.append(code)
-            if code == EXIT_INTERRUPTED:
+            if stop.requested:  # Ctrl-C; a run stopped by `lth-tui stop` lets the sweep go on
                 break
         code = max(states) if states else EXIT_OK
     else:
@@ -227,11 +279,16 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def _check_model(config: Any, data: Any) -> None:
-    """Builds the model once so a model that cannot take this dataset fails before a run dir exists."""
-    from engine.models import build_model
+def _check_model(config: Any, data: Any, device: Any = None) -> None:
+    """Builds the model once so a model that cannot take this dataset, or does not fit the
+    device's memory (estimated before allocating), fails before a run dir exists."""
+    from engine.models import build_model, check_fits, estimate_parameters
     from engine.training import generator
 
+    if device is not None:
+        n = estimate_parameters(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
+                                hidden=config.model.hidden)
+        check_fits(n * config.trials if config.parallel_trials is True else n, device, what=f"model {config.model.name!r}")
     build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
                 hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
 
@@ -241,11 +298,17 @@ def _toml_string(text: str) -> str:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.store import StoreError, pid_alive, read_config, read_status
+    from engine.process import liveness, lock_held
+    from engine.runner import check_stored_rounds
+    from engine.store import StoreError, read_config, read_status
 
     run_dir = args.run_dir
     try:
-        read_config(run_dir)
+        _check_checkpoint_every(args.checkpoint_every)
+    except ValueError as exc:
+        return _bad_input(exc, run_dir)
+    try:
+        config = read_config(run_dir)
         status = read_status(run_dir)
     except StoreError as exc:
         _err(f"{run_dir} is not a resumable run dir: {exc}")
@@ -253,12 +316,23 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if status["state"] == "done":
         print(f"{run_dir} is already done; nothing to resume")
         return EXIT_OK
-    if status["state"] == "running" and pid_alive(status.get("pid")) and _same_host(status):
-        _err(f"{run_dir} is still running (pid {status['pid']}); cancel it first or wait")
+    holder = lock_held(run_dir)
+    if holder:
+        _err(f"{run_dir} is already being run by {holder}; stop it first (lth-tui stop) or wait")
         return EXIT_BAD_INPUT
-    if status["state"] == "queued" and pid_alive(status.get("pid")) and _same_host(status):
-        _err(f"{run_dir} is queued in a sweep that is still going (pid {status['pid']}), which will start it; "
+    alive = liveness(status) == "alive"
+    where = f"pid {status.get('pid')}" + ("" if _same_host(status) else f" on {status.get('host')}")
+    if status["state"] == "running" and alive:
+        _err(f"{run_dir} is still running ({where}); stop it first (lth-tui stop) or wait")
+        return EXIT_BAD_INPUT
+    if status["state"] == "queued" and alive:
+        _err(f"{run_dir} is queued in a sweep that is still going ({where}), which will start it; "
              "stop the sweep first to run it yourself")
+        return EXIT_BAD_INPUT
+    try:
+        check_stored_rounds(run_dir, config)
+    except StoreError as exc:
+        _err(f"{run_dir}: {exc}")
         return EXIT_BAD_INPUT
     return _execute_with_progress(run_dir, args.quiet, args.checkpoint_every)
 
@@ -286,7 +360,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from engine.store import default_runs_dir, list_runs
 
-    runs_dir = args.runs_dir or default_runs_dir()
+    try:
+        runs_dir = _usable_runs_dir(args.runs_dir, create=False)
+    except ValueError as exc:
+        return _bad_input(exc, args.runs_dir)
     infos = list_runs(runs_dir)
     if not infos:
         print(f"no runs in {runs_dir}")
@@ -297,7 +374,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for info in infos:
         acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
         wr = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
-        state = info.state if info.state != "damaged" else f"damaged: {info.error}"
+        state = f"{info.state}: {info.error}" if info.state in ("damaged", "lost") else info.state
         table.add_row(info.run_id, state, info.preset, info.criterion, acc, wr, str(info.rounds_done))
     Console().print(table)
     return EXIT_OK
@@ -310,7 +387,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lth_tui.sweeps import find_group
 
     output = Path(args.output) if args.output and args.output != "-" else args.output
-    group = find_group(args.run_dir, args.runs_dir or default_runs_dir())
+    try:
+        group = find_group(args.run_dir, args.runs_dir or default_runs_dir())
+    except (StoreError, OSError) as exc:
+        _err(f"{args.run_dir}: {exc}")
+        return EXIT_BAD_INPUT
     try:
         if group is not None:
             result = export_group(group, args.format, output)
@@ -352,7 +433,24 @@ def cmd_lmc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs, "export": cmd_export}
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stops each run: SIGTERM to a proven runner on this host, or a stop.request the runner
+    polls (any host); then waits up to --timeout for it to checkpoint and end."""
+    from engine.store import default_runs_dir
+
+    from lth_tui.stopping import stop_runs
+
+    try:
+        if not args.timeout >= 0 or args.timeout == float("inf"):
+            raise ValueError(f"--timeout {args.timeout} must be 0 or more seconds")
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    return stop_runs(args.run_dirs, args.runs_dir or default_runs_dir(), args.timeout, print, _err)
+
+
+COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs,
+            "export": cmd_export, "stop": cmd_stop}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

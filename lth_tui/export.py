@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.store import read_config, read_status, read_summary
+from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
@@ -26,6 +27,13 @@ OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "samp
 
 class ExportError(ValueError):
     """An export that cannot be written; the message names the reason."""
+
+
+def _write(target: Path, data: str | bytes) -> Path:
+    try:
+        return write_file(target, data)
+    except UnsafeTarget as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _length(step: Any) -> str:
@@ -55,10 +63,10 @@ def to_markdown(run_dir: Path) -> str:
     p, t = config.prune, config.train
     rates = ", ".join(f"{k} {100 * v:g}%" for k, v in p.rate.items())
     lines = [
-        f"# {summary['run_id']}",
+        f"# {md_text(summary.get('run_id') or Path(run_dir).name)}",
         "",
-        f"- state: {summary.get('state', status['state'])}",
-        f"- preset: {status.get('preset', config.name)} — {config.description}",
+        f"- state: {md_text(summary.get('state') or status['state'])}",
+        f"- preset: {md_text(status.get('preset') or config.name)} — {md_text(config.description)}",
         f"- data: {config.data.name} (val {config.data.val_size}); model: {config.model.name} ({config.model.init})",
         f"- training: {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
@@ -92,7 +100,7 @@ def to_markdown(run_dir: Path) -> str:
                   "| layer | " + " | ".join(f"r{rec['round']}" for rec in first_trial) + " |",
                   "|---|" + "---:|" * len(first_trial)]
         for layer in layers:
-            lines.append(f"| {layer} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
+            lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
     weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
     lines += _lmc_markdown(run_dir, config, weights)
     lines += _overlap_markdown(run_dir, weights)
@@ -186,7 +194,7 @@ def _overlap_markdown(run_dir: Path, weights: dict[int, float]) -> list[str]:
 
         overlap = run_overlaps(run_dir)
     except Exception as exc:  # a damaged mask must not lose the rest of the report
-        return ["", "## Mask overlap", "", f"(not available: {type(exc).__name__}: {exc})"]
+        return ["", "## Mask overlap", "", f"(not available: {md_text(f'{type(exc).__name__}: {exc}')})"]
     consecutive = {int(t): recs for t, recs in overlap["consecutive"].items()}
     across = {int(r): v for r, v in overlap["between_trials"].items()}
     if not any(consecutive.values()) and not across:
@@ -232,7 +240,7 @@ def to_json(run_dir: Path) -> str:
             summary["mask_overlap"] = run_overlaps(run_dir)
         except Exception as exc:  # a damaged mask must not lose the rest
             summary["mask_overlap"] = {"error": f"{type(exc).__name__}: {exc}"}
-    return json.dumps(summary, indent=1) + "\n"
+    return json.dumps(finite(summary), indent=1, allow_nan=False) + "\n"
 
 
 def _optional_columns(records: list[dict[str, Any]]) -> list[str]:
@@ -248,7 +256,8 @@ def to_csv(run_dir: Path) -> str:
     writer.writerow([*ROUND_COLUMNS, *extra])
     for t, trial in enumerate(summary["trials"]):
         for rec in trial["rounds"]:
-            writer.writerow([t, trial["seed"], *(rec.get(c) for c in ROUND_COLUMNS[2:]), *(rec.get(c) for c in extra)])
+            writer.writerow([csv_text(v) for v in [t, trial.get("seed"), *(rec.get(c) for c in ROUND_COLUMNS[2:]),
+                                                   *(rec.get(c) for c in extra)]])
     return out.getvalue()
 
 
@@ -267,7 +276,8 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
             continue
         x = [100 * p["weights_remaining"] for p in curve]
         counts = [p.get("n", 1) for p in curve]
-        label = f"{summary['run_id']} (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
+        name = one_line(summary.get("run_id") or Path(run_dir).name, 80).replace("$", r"\$")  # no mathtext
+        label = f"{name} (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
         ax_acc.errorbar(x, [100 * p["test_accuracy_mean"] for p in curve], yerr=[100 * p["test_accuracy_std"] for p in curve],
                         marker="o", ms=3, capsize=2, label=label)
         ax_stop.errorbar(x, [p["early_stop_iteration_mean"] for p in curve], yerr=[p["early_stop_iteration_std"] for p in curve],
@@ -280,8 +290,10 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax_acc.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    _write(path, buffer.getvalue())
 
 
 def export(run_dir: Path, fmt: str, output: Path | None = None) -> Path | str:
@@ -292,19 +304,28 @@ def export(run_dir: Path, fmt: str, output: Path | None = None) -> Path | str:
     if fmt == "png":
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
-        target = Path(output) if output else run_dir / "export.png"
+        target = check_export_target(Path(output) if output else run_dir / "export.png")
         to_png([run_dir], target)
         return target
+    target = None if str(output) == "-" else check_export_target(Path(output) if output else run_dir / f"export.{fmt}")
     text = {"md": to_markdown, "json": to_json, "csv": to_csv}[fmt](run_dir)
-    if str(output) == "-":
+    if target is None:
         return text
-    target = Path(output) if output else run_dir / f"export.{fmt}"
-    target.write_text(text, encoding="utf-8")
-    return target
+    return _write(target, text)
+
+
+def check_export_target(target: Path) -> Path:
+    """Refuses a symlink, a folder or a missing folder before any work is done (ExportError)."""
+    try:
+        from lth_tui.untrusted import check_target
+
+        return check_target(target)
+    except UnsafeTarget as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _run_label(swept: dict[str, Any]) -> str:
-    return ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items())
+    return md_text(", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items()), 200)
 
 
 def group_markdown(folder: Path) -> str:
@@ -320,12 +341,14 @@ def group_markdown(folder: Path) -> str:
         except Exception as exc:  # a damaged member must not hide the others
             summary, state = None, f"damaged: {exc}"
         entries.append((entry, run_dir, summary, state))
-    axes = ", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in group.get("axes", {}).items())
-    lines = [f"# sweep {group['group']}", "", f"- preset: {group.get('preset', '')}", f"- swept: {axes}", "",
-             "| run | " + " | ".join(group.get("axes", {})) + " | state | best acc % | at weights % | last round acc % | last weights % |",
+    axes = md_text(", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in group.get("axes", {}).items()), 1000)
+    lines = [f"# sweep {md_text(group.get('group', Path(folder).name))}", "", f"- preset: {md_text(group.get('preset', ''))}",
+             f"- swept: {axes}", "",
+             "| run | " + " | ".join(md_text(k) for k in group.get("axes", {}))
+             + " | state | best acc % | at weights % | last round acc % | last weights % |",
              "|---|" + "---|" * len(group.get("axes", {})) + "---|---:|---:|---:|---:|"]
     for entry, run_dir, summary, state in entries:
-        values = " | ".join(str(entry["swept"].get(k, "")) for k in group.get("axes", {}))
+        values = " | ".join(md_text(entry["swept"].get(k, "")) for k in group.get("axes", {}))
         curve = summary.get("curve", []) if summary else []
         if curve:
             best = max(curve, key=lambda p: p["test_accuracy_mean"])
@@ -334,7 +357,7 @@ def group_markdown(folder: Path) -> str:
                        f"{_mean_std(last, 'test_accuracy')} | {_pct(last['weights_remaining'])}")
         else:
             figures = "– | – | – | –"
-        lines.append(f"| {run_dir.name} | {values} | {state} | {figures} |")
+        lines.append(f"| {md_text(run_dir.name)} | {values} | {md_text(state)} | {figures} |")
     rounds = sorted({p["round"] for _, _, s, _ in entries if s for p in s.get("curve", [])})
     if rounds:
         lines += ["", "Test accuracy % at early stop (mean ± std over trials) and weights remaining %, per round:", "",
@@ -403,8 +426,9 @@ def group_csv(folder: Path) -> str:
     for entry, run_dir, summary in summaries:
         for t, trial in enumerate(summary["trials"]):
             for rec in trial["rounds"]:
-                writer.writerow([run_dir.name, *(entry["swept"].get(k) for k in keys), t, trial["seed"],
-                                 *(rec.get(c) for c in ROUND_COLUMNS[2:]), *(rec.get(c) for c in extra)])
+                writer.writerow([csv_text(v) for v in [run_dir.name, *(entry["swept"].get(k) for k in keys), t,
+                                                       trial.get("seed"), *(rec.get(c) for c in ROUND_COLUMNS[2:]),
+                                                       *(rec.get(c) for c in extra)]])
     return out.getvalue()
 
 
@@ -421,7 +445,7 @@ def _group_json(folder: Path, group_json: Any) -> str:
             overlap = {"error": f"{type(exc).__name__}: {exc}"}
         if overlap is not None:
             data["mask_overlap"] = overlap
-    return json.dumps(data, indent=1) + "\n"
+    return json.dumps(finite(data), indent=1, allow_nan=False) + "\n"
 
 
 def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Path | str:
@@ -434,12 +458,11 @@ def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Pa
     if fmt == "png":
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
-        target = Path(output) if output else folder / "export.png"
+        target = check_export_target(Path(output) if output else folder / "export.png")
         to_png([Path(e["run_dir"]) for e in read_group(folder)["runs"]], target)
         return target
+    target = None if str(output) == "-" else check_export_target(Path(output) if output else folder / f"export.{fmt}")
     text = {"md": group_markdown, "json": lambda f: _group_json(f, group_json), "csv": group_csv}[fmt](folder)
-    if str(output) == "-":
+    if target is None:
         return text
-    target = Path(output) if output else folder / f"export.{fmt}"
-    target.write_text(text, encoding="utf-8")
-    return target
+    return _write(target, text)

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.store import StoreError, pid_alive, read_config, read_events, read_status, read_summary
+from engine.process import liveness
+from engine.store import StoreError, read_config, read_events, read_status, read_summary
 
 from lth_tui.messages import RunEvents, RunOpened, RunStatus
 
@@ -26,21 +27,19 @@ MAX_BATCH = 2000  # events per message, so a long finished run is replayed in di
 
 
 def runner_alive(status: dict[str, Any] | None, grace: bool = True) -> bool:
-    """Whether the status names a live runner process (on this host; other hosts count as live).
+    """Whether the status names a live runner process: on this host the recorded pid and start
+    time, on any host a fresh heartbeat (engine.process.liveness); a "lost" run is not live.
 
     With `grace`, a run dir created moments ago whose child has not written its pid yet
     counts as live (starting)."""
     if not status or status.get("state") != "running":
         return False
-    host = status.get("host")
-    if host not in (None, socket.gethostname()):
-        return True
-    if not status.get("pid"):
+    if not status.get("pid") and status.get("host") in (None, socket.gethostname()):
         if not grace:
             return False
         created = status.get("created") or status.get("updated") or 0
         return time.time() - float(created) < STARTING_GRACE_SECONDS
-    return pid_alive(status.get("pid"))
+    return liveness(status) == "alive"
 
 
 class RunFollower(threading.Thread):

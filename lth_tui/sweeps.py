@@ -104,9 +104,16 @@ def find_group(name_or_path: str | Path, runs_dir: Path) -> Path | None:
 
 
 def read_group(folder: Path) -> dict[str, Any]:
+    """group.json, checked: a runs list of {"run_dir": str, "swept": {...}} and an axes table."""
     group = read_json(Path(folder) / "group.json")
     if not isinstance(group, dict) or not isinstance(group.get("runs"), list):
         raise StoreError("group.json is damaged: no runs list")
+    if not isinstance(group.get("axes", {}), dict) or not all(isinstance(v, list) for v in group.get("axes", {}).values()):
+        raise StoreError("group.json is damaged: axes must map keys to lists of values")
+    for i, entry in enumerate(group["runs"]):
+        if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}), dict)):
+            raise StoreError(f"group.json is damaged: runs[{i}] must be {{\"run_dir\": str, \"swept\": {{...}}}}")
+        entry.setdefault("swept", {})
     return group
 
 

@@ -28,6 +28,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from engine.process import liveness
 from engine.store import holder_alive
 from lth_tui.completion import Completion
 from lth_tui.components.heatmap import MaskHeatmap
@@ -147,7 +148,10 @@ class RunModel:
         if status is not None and self.state != "damaged":
             self.status = status
             self.state = status.get("state", self.state)
-            if self.state == "running" and not alive:
+            if self.state in ("running", "queued") and liveness(status) == "lost":
+                self.state = "lost"  # its heartbeat stopped: the machine or the runner went away
+                self.error = f"no heartbeat from {status.get('host') or '?'} for over a minute"
+            elif self.state == "running" and not alive:
                 self.state = "interrupted"
             elif self.state == "queued" and not holder_alive(status):
                 self.state = "interrupted"  # its sweep is gone: nothing will start it now
@@ -315,7 +319,7 @@ class RunModel:
         text = Text()
         state = self.state
         color = {"running": "bold green", "done": "bold cyan", "failed": "bold red", "cancelled": "bold yellow",
-                 "interrupted": "bold yellow", "queued": "dim"}.get(state, "bold")
+                 "interrupted": "bold yellow", "queued": "dim", "lost": "bold magenta"}.get(state, "bold")
         text.append(f" {state} ", style=f"reverse {color}")
         text.append(f" {self.run_id}", style="bold")
         if self.device:
@@ -348,7 +352,7 @@ class RunModel:
             text.append(f" · {what} {100 * best['acc']:.2f}{spread}% at {100 * best['weights_remaining']:.1f}%", style="cyan")
             if self.mask_training and best.get("smp_n"):
                 text.append(f" (sampled {100 * best['smp']:.2f}%)", style="cyan")
-        if self.error and self.state in ("failed", "interrupted", "damaged"):
+        if self.error and self.state in ("failed", "interrupted", "damaged", "lost"):
             text.append(f"\n{self.error}", style="red")
         return text
 
@@ -979,9 +983,9 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         model = self.model
         if action in ("cancel_run",):
-            return model is not None and model.alive
+            return model is not None and (model.alive or model.state == "lost")
         if action == "resume_run":
-            return model is not None and not model.alive and model.state in ("cancelled", "interrupted", "failed")
+            return model is not None and not model.alive and model.state in ("cancelled", "interrupted", "failed", "lost")
         if action == "control":
             return (model is not None and model.config is not None and not model.mask_training
                     and getattr(model.config.prune, "mask1", "") != "random_reinit")

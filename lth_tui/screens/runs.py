@@ -19,7 +19,7 @@ from lth_tui.components.plot import PlotSpec, PlotView, Series
 
 REFRESH_SECONDS = 2.0
 STATE_STYLES = {"running": "bold green", "done": "cyan", "failed": "bold red", "cancelled": "yellow",
-                "interrupted": "bold yellow", "damaged": "bold red", "queued": "dim"}
+                "interrupted": "bold yellow", "damaged": "bold red", "queued": "dim", "lost": "bold magenta"}
 METRICS = (
     ("test_accuracy", "test accuracy at early stop (%)", 100.0),
     ("early_stop_iteration", "early-stop iteration", 1.0),
@@ -133,6 +133,7 @@ class RunsScreen(Screen):
         acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
         at = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
         note = info.error or (f"group {info.group}" if info.group else "")
+        note = " ".join(note.split())  # one line, whatever a damaged file put in it
         cells = {
             "mark": Text("●", style="bold magenta") if info.path in self.marked else "",
             "run": info.run_id if wide else short_id(info.run_id, info.preset),
@@ -190,9 +191,9 @@ class RunsScreen(Screen):
         if action == "delete":
             return info is not None and info.state != "running"
         if action == "resume":
-            return info is not None and info.state in ("cancelled", "interrupted", "failed")
+            return info is not None and info.state in ("cancelled", "interrupted", "failed", "lost")
         if action == "cancel_run":
-            return info is not None and info.state == "running"
+            return info is not None and info.state in ("running", "queued", "lost")
         if action == "compare":
             return bool(self.marked) or info is not None
         if action == "overlap":
