@@ -383,7 +383,7 @@ def holder_alive(status: dict[str, Any]) -> bool:
     return liveness(status) == "alive"
 
 
-_TEMP = re.compile(r"^\..+\.(\d+)(\.\d+)?\.tmp$")
+_TEMP = re.compile(r"^\.(.+?)\.(\d+)(\.\d+)?\.tmp$")
 
 
 def remove_stale_temps(run_dir: Path) -> int:
@@ -397,7 +397,7 @@ def remove_stale_temps(run_dir: Path) -> int:
             continue
         for item in path.iterdir():
             match = _TEMP.match(item.name)
-            if not match or (int(match.group(1)) != os.getpid() and pid_alive(int(match.group(1)))):
+            if not match or (int(match.group(2)) != os.getpid() and pid_alive(int(match.group(2)))):
                 continue
             try:
                 item.unlink()

@@ -69,17 +69,23 @@ def list_presets() -> list[PresetInfo]:
 
 def find_preset(name_or_path: str) -> Path:
     """A preset name or a path to a TOML file; unknown names list the known ones."""
-    candidate = Path(name_or_path).expanduser()
-    if candidate.suffix == ".toml" or candidate.is_file() or "/" in name_or_path:
-        if not candidate.is_file():
-            raise ConfigError(str(candidate), None, None, f"file not found: {candidate}")
-        return candidate
-    for directory in search_dirs():
-        path = directory / f"{name_or_path}.toml"
-        if path.is_file():
-            return path
+    shown = name_or_path if len(name_or_path) <= 80 else name_or_path[:77] + "..."
+    try:
+        candidate = Path(name_or_path).expanduser()
+        if candidate.suffix == ".toml" or candidate.is_file() or "/" in name_or_path:
+            if not candidate.is_file():
+                raise ConfigError(shown, None, None, f"file not found: {shown}")
+            return candidate
+        for directory in search_dirs():
+            path = directory / f"{name_or_path}.toml"
+            if path.is_file():
+                return path
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError("preset", None, None, f"no preset named {shown!r} ({getattr(exc, 'strerror', None) or exc})") from None
     names = ", ".join(p.name for p in list_presets()) or "(none found)"
-    raise ConfigError("preset", None, None, f"no preset named {name_or_path!r}; presets: {names}; or give a path to a .toml file")
+    raise ConfigError("preset", None, None, f"no preset named {shown!r}; presets: {names}; or give a path to a .toml file")
 
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> tuple[ExperimentConfig, str]:

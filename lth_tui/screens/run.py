@@ -119,7 +119,7 @@ class RunModel:
             self.state = status.get("state", self.state)
             if status.get("error"):
                 self.error = status["error"]
-        if config is None or status is None:
+        if config is None or status is None or error:  # any file that failed its checks (engine/schema.py)
             self.state = "damaged"
         if summary:
             for t, trial in enumerate(summary.get("trials", [])):
@@ -163,6 +163,14 @@ class RunModel:
             self.alive = alive
         return changed
 
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        """A state from the events; a run found damaged when opened stays damaged, with its reason."""
+        if self.state == "damaged":
+            return
+        self.state = state
+        if error:
+            self.error = error
+
     def apply(self, events: list[dict[str, Any]]) -> set[str]:
         """Feeds events in file order; returns the parts of the screen that changed."""
         dirty: set[str] = set()
@@ -178,7 +186,7 @@ class RunModel:
                 self.iterations = ev.get("iterations", self.iterations)
                 self.device = ev.get("device", self.device)
                 self.experiment_name = ev.get("experiment", self.experiment_name) or ""
-                self.state = "running"
+                self._set_state("running")
                 self.started = True
                 self._rate_start, self._awaiting_rate_start = None, True
                 self.log.append(Text(f"{'resumed' if ev.get('resumed') else 'started'} on {self.device}: "
@@ -226,18 +234,15 @@ class RunModel:
                                      f"{fmt_seconds(ev.get('seconds'))}{extra}", style="green"))
                 dirty |= {"progress", "curve", "layers", "masks", "analysis"}
             elif kind == "run_end":
-                self.state = ev.get("state", self.state)
-                if ev.get("error"):
-                    self.error = ev["error"]
+                self._set_state(ev.get("state", self.state), ev.get("error"))
                 style = "bold green" if self.state == "done" else "bold yellow"
                 self.log.append(Text(f"run {self.state}" + (f": {ev.get('error')}" if ev.get("error") else ""), style=style))
                 dirty |= {"progress", "train"}  # a stopped run's training curves pool its trials
             elif kind == "warning":
                 self.log.append(Text(f"warning: {ev.get('message', '')}", style="bold yellow"))
             elif kind == "error":
-                self.state = "failed"
-                self.error = ev.get("message", "error")
-                self.log.append(Text(f"error: {self.error}", style="bold red"))
+                self._set_state("failed", ev.get("message", "error"))
+                self.log.append(Text(f"error: {ev.get('message', 'error')}", style="bold red"))
                 for line in str(ev.get("traceback", "")).rstrip().splitlines()[-6:]:
                     self.log.append(Text("  " + line, style="red"))
                 dirty |= {"progress"}
