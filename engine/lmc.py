@@ -48,6 +48,7 @@ from torch import nn
 from engine.config import ConfigError, ExperimentConfig, Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.models import layer_kinds
+from engine.schema import lmc_ok
 from engine.store import RunWriter, StoreError, load_tensors, read_json, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
@@ -332,7 +333,7 @@ def read_lmc(run_dir: Path | str) -> list[dict[str, Any]]:
             record = read_json(path)
         except StoreError:
             continue
-        if isinstance(record, dict) and "barrier" in record:
+        if lmc_ok(record):  # engine/schema.py: a record of the wrong types is skipped like a damaged file
             record["file"] = str(path.relative_to(run_dir))
             found.append(record)
     key = lambda rec: (rec.get("trial", 0), rec.get("round", 0), -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])

@@ -118,6 +118,24 @@ def liveness(status: dict[str, Any], now: float | None = None) -> str:
     return "alive"
 
 
+def shown_state(status: dict[str, Any], alive: bool | None = None) -> tuple[str, str]:
+    """(state, note) as lists and screens show a status: the stored state, or "interrupted"
+    (its runner, or a queued run's sweep, is gone from this host) or "lost" (stale heartbeat).
+
+    `alive` is a caller's own verdict on a running run's runner (the app's followers give a
+    run that is still starting a grace period); queued runs are judged by their sweep's pid.
+    """
+    state = status.get("state", "")
+    if state not in ("running", "queued"):
+        return state, ""
+    live = liveness(status)
+    if live == "lost":
+        return "lost", f"no heartbeat from {status.get('host') or '?'} for over a minute"
+    if state == "running" and alive is not None:
+        return ("running" if alive else "interrupted"), ""
+    return ("interrupted" if live == "dead" else state), ""
+
+
 def cmdline_names(pid: int, run_dir: Path) -> bool:
     """Whether /proc/<pid>/cmdline has an argument that is this run dir (relative args resolved
     against the process's own working directory)."""

@@ -35,8 +35,8 @@ from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds
 from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, lock_held, pid_alive,
                             pid_start, stop_requested)
-from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, read_config, read_result,
-                          read_status, remove_stale_temps, save_tensors, write_json_atomic)
+from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, open_log, read_config,
+                          read_result, read_status, remove_stale_temps, save_tensors, write_json_atomic)
 from engine.training import (Cancelled, RoundOutcome, TrainJob, derive_seed, generator,
                              train_round)
 
@@ -234,8 +234,8 @@ class _Run:
         writer.summary(build_summary(self.dir, config, "running"))
         writer.status(rounds_done=_rounds_done(self.dir, config))
         self.emit(writer.event("round_end", trial=t, **record))
-        trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()}, load_tensors_like(rdir / "final.safetensors", pending.start),
-                      pending.masks)
+        trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()},
+                      load_tensors_like(rdir / "final.safetensors", pending.start), pending.masks)
 
     def trial(self, t: int) -> None:
         """All rounds of trial t, one after another (trial-major)."""
@@ -433,7 +433,7 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
            **cpu_share_env(run_dir)}
-    log = open(run_dir / "runner.log", "ab")
+    log = open_log(run_dir / "runner.log")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)

@@ -193,6 +193,26 @@ def event_ok(event: Any) -> bool:
     return True
 
 
+def lmc_ok(record: Any) -> bool:
+    """Whether an lmc*.json record has the types the LMC tables and plots rely on."""
+    if not isinstance(record, dict):
+        return False
+    try:
+        _number("barrier", record.get("barrier"), optional=False)
+        for key in ("trial", "round", "rewind_iteration"):
+            _int(key, record.get(key))
+        for key in ("threshold", "error_a", "error_b"):
+            _number(key, record.get(key))
+        curve = record.get("curve", [])
+        for point in _list("curve", curve):
+            point = _dict("curve point", point)
+            _number("alpha", point.get("alpha"))
+            _number("error", point.get("error"))
+    except SchemaError:
+        return False
+    return True
+
+
 def find_non_finite(value: Any, where: str = "") -> str | None:
     """The path of the first NaN or infinity inside a JSON-like value, or None."""
     if isinstance(value, float) and not math.isfinite(value):

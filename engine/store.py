@@ -25,8 +25,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
-from engine.process import liveness, pid_alive
-from engine.schema import STATES, SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite
+from engine.process import liveness, pid_alive, shown_state
+from engine.schema import SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite
 
 MAX_JSON_BYTES = 256 * 2 ** 20  # a run's JSON files are kilobytes to a few megabytes
 
@@ -62,6 +62,15 @@ def open_new(path: Path, mode: str = "w") -> Any:
     """A file that did not exist, opened without following a symlink (O_EXCL | O_NOFOLLOW)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
+def open_log(path: Path) -> Any:
+    """A log file in a run dir opened for appending, never through a planted symlink."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise StoreError(f"{Path(path).name} cannot be opened for writing ({exc.strerror}); is it a symlink?") from None
+    return os.fdopen(fd, "ab")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -445,13 +454,8 @@ def run_info(run_dir: Path) -> RunInfo:
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)
-    if info.state in ("running", "queued"):
-        alive = liveness(status)
-        if alive == "dead":
-            info.state = "interrupted"
-        elif alive == "lost":
-            info.state = "lost"
-            info.error = info.error or f"no heartbeat from {status.get('host') or '?'} for over a minute"
+    info.state, note = shown_state(status)
+    info.error = note or info.error
     if (run_dir / "summary.json").exists():
         try:
             summary = read_summary(run_dir)

@@ -217,7 +217,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     from engine.datasets import DatasetError
     from engine.models import ModelError
     from engine.runner import resolve_device
-    from engine.store import create_run, default_runs_dir
+    from engine.store import create_run
 
     from lth_tui.presets import find_preset
     from lth_tui.sweeps import add_run, create_group, expand, parse_axis
@@ -358,7 +358,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.store import default_runs_dir, list_runs
+    from engine.store import list_runs
 
     try:
         runs_dir = _usable_runs_dir(args.runs_dir, create=False)

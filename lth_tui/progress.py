@@ -92,7 +92,7 @@ def run_parallel(run_dirs: list[Path], jobs: int, stop: Any, quiet: bool = False
     import sys
     import time
 
-    from engine.store import StoreError, read_events, read_status
+    from engine.store import StoreError, open_log, read_events, read_status
 
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
     pending = list(run_dirs)
@@ -112,7 +112,7 @@ def run_parallel(run_dirs: list[Path], jobs: int, stop: Any, quiet: bool = False
                     proc.send_signal(signal.SIGTERM)
             while pending and len(active) < jobs:
                 run_dir = pending.pop(0)
-                with open(run_dir / "runner.log", "ab") as log:
+                with open_log(run_dir / "runner.log") as log:
                     proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, env=env)
                 task = progress.add_task(run_dir.name, total=None, note="starting")

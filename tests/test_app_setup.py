@@ -230,10 +230,11 @@ async def _palette(app: LthApp, pilot) -> None:
 
 async def test_worker_failures_are_reported_and_quit_can_stop_live_runs(preset_home: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.process import StopResult
     from lth_tui.screens.dialogs import QuitDialog
 
     stopped = []
-    monkeypatch.setattr("engine.runner.request_stop", lambda run_dir: stopped.append(Path(run_dir)) or True)
+    monkeypatch.setattr("engine.process.request_stop", lambda run_dir, by="": stopped.append(Path(run_dir)) or StopResult("signalled", "stopped"))
 
     class LiveChild:
         pid = 4242

@@ -28,8 +28,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from engine.process import liveness
-from engine.store import holder_alive
+from engine.process import shown_state
 from lth_tui.completion import Completion
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
@@ -147,16 +146,8 @@ class RunModel:
         changed = {"progress"}
         if status is not None and self.state != "damaged":
             self.status = status
-            self.state = status.get("state", self.state)
-            if self.state in ("running", "queued") and liveness(status) == "lost":
-                self.state = "lost"  # its heartbeat stopped: the machine or the runner went away
-                self.error = f"no heartbeat from {status.get('host') or '?'} for over a minute"
-            elif self.state == "running" and not alive:
-                self.state = "interrupted"
-            elif self.state == "queued" and not holder_alive(status):
-                self.state = "interrupted"  # its sweep is gone: nothing will start it now
-            if status.get("error"):
-                self.error = status["error"]
+            self.state, note = shown_state(status, alive)  # interrupted, lost: engine/process.py
+            self.error = note or status.get("error") or self.error
         elif error:
             self.error = error
         if alive != self.alive:
