@@ -372,7 +372,7 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
     heartbeat = Heartbeat(run_dir, writer.status, stop.set)
     heartbeat.start()
     try:
-        if stop():
+        if stop.requested:  # not stop(): the caller's flag is the training loops' to poll
             raise Cancelled("stopped before it started")
         check_stored_rounds(run_dir, config)
         device = resolve_device(config.device)
