@@ -212,11 +212,13 @@ def request_stop(run_dir: Path | str, by: str = "lth-tui") -> StopResult:
 
     run_dir = Path(run_dir)
     try:
-        status = check_status(json.loads((run_dir / "status.json").read_text(encoding="utf-8")))
+        fd = os.open(run_dir / "status.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            status = check_status(json.loads(fh.read(2 ** 20).decode("utf-8")))
     except FileNotFoundError:
         return StopResult("not-running", "status.json is missing")
-    except (OSError, ValueError, SchemaError) as exc:
-        return StopResult("not-running", f"status.json is damaged: {exc}")
+    except (OSError, ValueError, RecursionError, SchemaError) as exc:  # a symlink (ELOOP), garbage, wrong types
+        return StopResult("not-running", f"status.json is damaged: {str(exc)[:200]}")
     if status["state"] not in ("running", "queued"):
         return StopResult("not-running", f"it is {status['state']}")
     alive = liveness(status)
