@@ -60,11 +60,23 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list runs with state and best accuracy")
     runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
 
-    export = sub.add_parser("export", help="write a run's (or a sweep group's) summary as md, json, csv or png")
+    export = sub.add_parser("export", help="write a run's (or a sweep group's) summary as md, json, csv, png or "
+                            "TensorBoard event files, or a round's ticket as a standalone model")
     export.add_argument("run_dir", type=Path, help="a run dir, or a sweep group (its id or folder)")
     export.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
-    export.add_argument("--format", required=True, help="md | json | csv | png")
-    export.add_argument("-o", "--output", help="file to write (default RUN_DIR/export.FORMAT; - for stdout)")
+    export.add_argument("--format", required=True, help="md | json | csv | png | tensorboard | ticket")
+    export.add_argument("-o", "--output", help="file to write (default RUN_DIR/export.FORMAT; - for stdout); "
+                        "tensorboard: a folder (default RUN_DIR/tensorboard)")
+    export.add_argument("--trial", type=int, default=None, help="ticket: the trial (default 0)")
+    export.add_argument("--round", dest="round_", type=int, default=None, help="ticket: the round (default the last)")
+    export.add_argument("--weights", default=None, help="ticket: final (trained, default) | init (the round's start)")
+
+    serve = sub.add_parser("serve", help="serve the app in a browser (textual-serve); localhost only by default")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: reach it over an SSH tunnel)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--public-url", default=None,
+                       help="the URL the browser uses, when it differs from http://HOST:PORT (a proxy)")
+    serve.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     return parser
 
 
@@ -386,6 +398,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lth_tui.export import ExportError, export, export_group
     from lth_tui.sweeps import find_group
 
+    if args.format in ("tensorboard", "ticket") or (args.trial, args.round_, args.weights) != (None, None, None):
+        from lth_tui.export_artifacts import cmd_export_artifact
+
+        return cmd_export_artifact(args)
     output = Path(args.output) if args.output and args.output != "-" else args.output
     try:
         group = find_group(args.run_dir, args.runs_dir or default_runs_dir())
@@ -449,8 +465,14 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return stop_runs(args.run_dirs, args.runs_dir or default_runs_dir(), args.timeout, print, _err)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lth_tui.serve import serve
+
+    return serve(args.host, args.port, runs_dir=args.runs_dir, public_url=args.public_url)
+
+
 COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd_presets, "runs": cmd_runs,
-            "export": cmd_export, "stop": cmd_stop}
+            "export": cmd_export, "stop": cmd_stop, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
