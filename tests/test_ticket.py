@@ -15,7 +15,7 @@ from engine.models import build_model
 from engine.runner import execute
 from engine.store import create_run, load_tensors
 from lth_tui.cli import main
-from tests.conftest import FAST_PRESET, merged
+from conftest import FAST_PRESET, merged
 
 
 @pytest.fixture(scope="module")
