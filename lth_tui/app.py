@@ -59,14 +59,48 @@ class LthApp(App[int]):
         self.run_infos: list[Any] = []
         self._on_success: dict[Worker, Callable[[Any], None]] = {}
         self._on_error: dict[Worker, Callable[[BaseException], None]] = {}
+        self._clashes_told: set[str] = set()
         self.setup_screen = SetupScreen()
         self.run_screen = RunScreen()
         self.runs_screen = RunsScreen()
         self.add_mode("setup", lambda: self.setup_screen)
         self.add_mode("run", lambda: self.run_screen)
         self.add_mode("runs", lambda: self.runs_screen)
+        self.keymap: dict[str, str] = {}  # binding id -> keys from settings.toml (F1 shows them)
+        self._apply_settings()
+
+    def _apply_settings(self) -> None:
+        """Theme and keymap from ~/.config/lth-tui/settings.toml; a bad file gives the defaults (told on mount)."""
+        from lth_tui.settings import load_settings
+
+        settings, problem = load_settings(self.available_themes)
+        self.settings_problem: str | None = problem
+        if settings.theme:
+            self.theme = settings.theme
+        if settings.keymap:
+            self.set_keymap(settings.keymap)
+            self.keymap = dict(settings.keymap)
+
+    def _theme_changed(self, theme: Any) -> None:
+        """Remembers a theme picked in the app (ctrl+p "Change theme"), unless the settings file has errors."""
+        if self.settings_problem is not None:
+            return
+        from lth_tui.settings import save_theme
+
+        self.start_worker(save_theme, theme.name, name="save theme", group="settings")
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
+        """A keymap that gives one key to two bindings: say so once, by binding id."""
+        ids = ", ".join(sorted(b.id or b.action for b in clashed_bindings))
+        if ids not in self._clashes_told:
+            self._clashes_told.add(ids)
+            self.notify(f"{ids} share a key: check [keymap] in settings.toml", title="keymap clash",
+                        severity="warning", timeout=10)
 
     def on_mount(self) -> None:
+        if self.settings_problem:
+            self.notify(self.settings_problem, title="settings", severity="warning", timeout=20)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.switch_mode("setup")
         self.set_interval(1.0, self._reap)
         self.list_runs(self._announce_live)

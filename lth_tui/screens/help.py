@@ -23,7 +23,10 @@ def binding_rows(app: Any, cls: type) -> list[tuple[str, str, str]]:
         for binding in Binding.make_bindings(getattr(klass, "BINDINGS", []) if "BINDINGS" in vars(klass) else []):
             if binding.system:
                 continue
-            key = binding.key_display or ", ".join(app.get_key_display(Binding(k.strip(), "")) for k in binding.key.split(","))
+            remapped = getattr(app, "keymap", {}).get(binding.id or "")  # settings.toml's keymap wins
+            keys = remapped or binding.key
+            key = (binding.key_display if not remapped else None) or ", ".join(
+                app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
             description = binding.tooltip or binding.description or binding.action
             ident = (binding.action, binding.key)
             if ident in seen:
