@@ -392,6 +392,9 @@ class LthApp(App[int]):
         def written(paths: list[Path]) -> None:
             shown = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files, e.g. {paths[0]}"
             self.notify(f"wrote {shown}", title=f"exported {fmt}", timeout=8)
+            if self.is_web:  # lth-tui serve: the browser's user gets the files, not only the server's disk
+                for written_path in paths:
+                    self.deliver_binary(written_path, save_filename=written_path.name)
 
         self.start_worker(write, name=f"export {fmt}", group="export", on_success=written)
 
