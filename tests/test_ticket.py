@@ -205,3 +205,25 @@ def test_mask_training_runs_export_final_only(analysis_runs, tmp_path, capsys):
     module = engine.load_ticket(out)
     final = load_tensors(sm / "trial-0" / "round-2" / "final.safetensors")
     assert all(torch.equal(module.state_dict()[k], v) for k, v in final.items())  # effective weights, already 0 where pruned
+
+
+def test_the_readme_plain_pytorch_recipe_loads_the_ticket(runs, tmp_path, monkeypatch):
+    import re
+
+    import engine
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("In plain PyTorch"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 'path = "ticket.safetensors"' in code
+    out = tmp_path / "ticket.safetensors"
+    assert main(["export", str(runs["mlp"]), "--format", "ticket", "-o", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    net = scope["net"].eval()
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(net(x), engine.load_ticket(out)(x))
+    mask = load_tensors(out)["fc.weight_mask"]
+    assert hasattr(net.fc, "weight_orig") and torch.equal(net.fc.weight_mask.bool(), mask)  # the masks are enforced
