@@ -91,3 +91,19 @@ def test_tensorboard_refuses_a_symlinked_output_and_bad_flags(analysis_runs, tmp
     assert main(["export", str(tmp_path / "nothing"), "--format", "tensorboard", "-o", str(tmp_path / "y")]) == 2
     assert "summary.json is missing" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_report_exports_never_load_tensorboardx_or_textual_serve(analysis_runs, tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys\nfrom lth_tui.cli import main\n"
+            f"assert main(['export', {str(analysis_runs['imp'])!r}, '--format', 'md', '-o', {str(tmp_path / 'x.md')!r}]) == 0\n"
+            f"assert main(['runs', '--runs-dir', {str(tmp_path)!r}]) == 0\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorboardX', 'textual_serve', 'aiohttp'))\n"
+            "assert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root), "HOME": str(tmp_path),
+                                                               "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
