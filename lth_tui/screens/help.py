@@ -72,7 +72,7 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
 
 
 class HelpScreen(ModalScreen[None]):
-    """The key reference; Escape, F1 or q closes it."""
+    """The key reference, each binding with its id (for settings.toml's keymap); Escape, F1 or q closes it."""
 
     BINDINGS = [Binding("escape,f1,q", "close", "Close help", id="help.close")]
 
@@ -85,8 +85,8 @@ class HelpScreen(ModalScreen[None]):
                               padding=(0, 1), expand=True)
                 table.add_column("key", style="bold", no_wrap=True, min_width=14)
                 table.add_column("what it does", ratio=1)
-                for key, description, _ in rows:
-                    table.add_row(key, description)
+                for key, description, ident in rows:  # the id is what settings.toml's [keymap] remaps
+                    table.add_row(key, Text(description) + Text(f"  {ident}" if ident else "", style="dim"))
                 yield Static(table, classes="help-section")
 
     def on_mount(self) -> None:
