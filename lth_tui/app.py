@@ -60,6 +60,7 @@ class LthApp(App[int]):
         self._on_success: dict[Worker, Callable[[Any], None]] = {}
         self._on_error: dict[Worker, Callable[[BaseException], None]] = {}
         self._clashes_told: set[str] = set()
+        self._theme_timer: Any = None
         self.setup_screen = SetupScreen()
         self.run_screen = RunScreen()
         self.runs_screen = RunsScreen()
@@ -82,12 +83,18 @@ class LthApp(App[int]):
             self.keymap = dict(settings.keymap)
 
     def _theme_changed(self, theme: Any) -> None:
-        """Remembers a theme picked in the app (ctrl+p "Change theme"), unless the settings file has errors."""
+        """Remembers a theme picked in the app (ctrl+p "Change theme"), unless the settings file has errors.
+
+        Saved a second after the last change: the theme picker previews each theme it passes over.
+        """
         if self.settings_problem is not None:
             return
         from lth_tui.settings import save_theme
 
-        self.start_worker(save_theme, theme.name, name="save theme", group="settings")
+        if self._theme_timer is not None:
+            self._theme_timer.stop()
+        self._theme_timer = self.set_timer(1.0, lambda: self.start_worker(save_theme, self.theme, name="save theme",
+                                                                          group="settings", exclusive=True))
 
     def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
         """A keymap that gives one key to two bindings: say so once, by binding id."""
