@@ -395,12 +395,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.store import StoreError, default_runs_dir
 
-    from lth_tui.export import ExportError, export, export_group
+    from lth_tui.export import FORMATS, ExportError, export, export_group
+    from lth_tui.export_artifacts import ARTIFACT_FORMATS, cmd_export_artifact
     from lth_tui.sweeps import find_group
 
-    if args.format in ("tensorboard", "ticket") or (args.trial, args.round_, args.weights) != (None, None, None):
-        from lth_tui.export_artifacts import cmd_export_artifact
-
+    if args.format not in (*FORMATS, *ARTIFACT_FORMATS):
+        _err(f"--format {args.format!r} is not allowed; formats: {', '.join((*FORMATS, *ARTIFACT_FORMATS))}")
+        return EXIT_BAD_INPUT
+    if args.format in ARTIFACT_FORMATS or (args.trial, args.round_, args.weights) != (None, None, None):
         return cmd_export_artifact(args)
     output = Path(args.output) if args.output and args.output != "-" else args.output
     try:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
+ARTIFACT_FORMATS = ("tensorboard", "ticket")
 TICKET_ONLY = "--trial, --round and --weights apply to --format ticket only"
 
 

@@ -107,3 +107,10 @@ def test_report_exports_never_load_tensorboardx_or_textual_serve(analysis_runs, 
                                                                "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_format_lists_every_format(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--format", "xml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'xml' is not allowed" in err and "md, json, csv, png, tensorboard, ticket" in err
+    assert not any(tmp_path.iterdir())
