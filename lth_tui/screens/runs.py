@@ -96,7 +96,10 @@ class RunsScreen(Screen):
         self.infos = infos
         paths = {i.path for i in infos}
         self.marked &= paths
-        table = self.query_one("#runs-table", DataTable)
+        tables = self.query("#runs-table")
+        if not tables:  # a refresh that finished while the app was closing: nothing left to fill
+            return
+        table = tables.first(DataTable)
         wide = self.size.width >= 110
         layout = "wide" if wide else "narrow"
         keep = None
