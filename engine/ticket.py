@@ -139,19 +139,29 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
 def _write_new_file(path: Path, data: bytes) -> None:
     """A fresh temp file beside `path` (O_EXCL | O_NOFOLLOW: never through a planted link), then rename.
 
-    The rename replaces whatever name `path` was, a symlink included, without writing through it.
+    As lth-tui's other exports do, a target that is a symlink or a folder is refused.
     """
+    from engine.store import temp_path
+
+    if os.path.islink(path):
+        raise TicketError(f"{path} is a symlink; exports never write through links (remove it, or give -o FILE)")
     if path.is_dir():
         raise TicketError(f"{path} is a directory; give a file name such as ticket.safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise TicketError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TicketError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

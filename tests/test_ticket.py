@@ -135,14 +135,15 @@ def test_bad_ticket_requests_exit_2_with_one_line(runs, tmp_path, capsys, args, 
     assert sorted(p.name for p in runs["mlp"].iterdir()) == before
 
 
-def test_ticket_write_never_follows_a_planted_symlink(runs, tmp_path):
+def test_ticket_write_never_follows_a_planted_symlink(runs, tmp_path, capsys):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     link = tmp_path / "ticket.safetensors"
     link.symlink_to(victim)
-    assert main(["export", str(runs["mlp"]), "--format", "ticket", "-o", str(link)]) == 0
-    assert victim.read_text() == "keep me"
-    assert not link.is_symlink() and link.stat().st_size > 1000
+    assert main(["export", str(runs["mlp"]), "--format", "ticket", "-o", str(link)]) == 2
+    assert victim.read_text() == "keep me" and link.is_symlink()
+    assert "is a symlink" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def _rewrite(path: Path, out: Path, *, tensors=None, metadata=None) -> Path:
