@@ -35,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar; print only the run dir")
     run.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
                      help="run the cross product of values as one group, e.g. --sweep prune.criterion=large_final,random (repeatable)")
-    run.add_argument("--jobs", type=int, default=1, help="sweep runs in parallel (one GPU each where there are several)")
+    run.add_argument("--jobs", type=int, default=1, help="sweep runs in parallel (each on the least busy GPU when it starts)")
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where sweep runs execute: local child processes, or a Ray cluster (pip install \"lth-tui[ray]\")")
+    run.add_argument("--address", help="Ray cluster: auto (the one this node is in), HOST:PORT, ray://...; default: start a local one")
+    run.add_argument("--gpus-per-run", type=float, metavar="G", help="Ray: GPUs per run, fractions pack runs onto one GPU (default 1 if the cluster has GPUs)")
+    run.add_argument("--cpus-per-run", type=float, metavar="C", help="Ray: CPUs per run (default 1)")
 
     resume = sub.add_parser("resume", help="continue a killed or cancelled run")
     resume.add_argument("run_dir", type=Path)
@@ -161,11 +166,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"data.dir={_toml_string(args.data_dir)}")
     if args.download:
         overrides.append("data.download=true")
+    from lth_tui.backends import check_options
+
+    if not args.sweep and args.backend == "local" and (
+            complaint := check_options("local", address=args.address, gpus_per_run=args.gpus_per_run,
+                                       cpus_per_run=args.cpus_per_run, jobs=args.jobs)):
+        _err(complaint)
+        return EXIT_BAD_INPUT
     path = None
     try:
         _check_checkpoint_every(args.checkpoint_every)
         _usable_runs_dir(args.runs_dir, create=False)
-        if args.sweep:
+        if args.sweep or args.backend == "ray":
             return cmd_sweep(args, overrides)
         path = find_preset(args.preset)
         config = load_config(path, overrides)
@@ -224,7 +236,21 @@ def _checked_data(config: Any, source: str, device: Any = None) -> Any:
 
 
 def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
-    """Validates every combination, then runs them one after another or `--jobs` at a time."""
+    """Validates every combination, then runs them one after another, `--jobs` at a time, or on Ray."""
+    from lth_tui.backends import BackendError, check_options
+
+    on_ray = args.backend == "ray"
+    if complaint := check_options(args.backend, address=args.address, gpus_per_run=args.gpus_per_run,
+                                  cpus_per_run=args.cpus_per_run, jobs=args.jobs):
+        _err(complaint)
+        return EXIT_BAD_INPUT
+    if on_ray:
+        from lth_tui.backends.ray import INSTALL_HINT, ray_available
+
+        if not ray_available():
+            _err(INSTALL_HINT)
+            return EXIT_BAD_INPUT
+
     from engine.config import ConfigError
     from engine.datasets import DatasetError
     from engine.models import ModelError
@@ -243,26 +269,43 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         combos = expand(path, overrides, axes)
         datasets: dict[tuple, Any] = {}
         for config, swept in combos:
-            resolve_device(config.device)
+            if on_ray:  # the device (and its memory) is the node's, not this machine's
+                from lth_tui.backends.ray import check_device
+
+                check_device(config.device, str(path))
+                device = None
+            else:
+                device = resolve_device(config.device)
             key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
             if key not in datasets:
-                datasets[key] = _checked_data(config, str(path), resolve_device(config.device))
+                datasets[key] = _checked_data(config, str(path), device)
             else:
-                _check_model(config, datasets[key], resolve_device(config.device))
-        runs_dir = _usable_runs_dir(args.runs_dir, create=True)
+                _check_model(config, datasets[key], device)
+        # absolute: the nodes' workers have another cwd; on Ray the probe makes it (and removes it on refusal)
+        runs_dir = _usable_runs_dir(args.runs_dir, create=not on_ray).absolute()
     except (ConfigError, DatasetError, ModelError) as exc:
         return _bad_input(exc, path)
+    backend: Any = None
+    if on_ray:
+        from lth_tui.backends.ray import open_backend
+
+        try:
+            backend = open_backend(args.address, args.gpus_per_run, args.cpus_per_run, runs_dir)
+        except BackendError as exc:
+            _err(str(exc))
+            return EXIT_BAD_INPUT
+    elif args.jobs > 1:
+        from lth_tui.backends.local import LocalBackend, gpu_slots
+
+        backend = LocalBackend(args.jobs, gpu_slots())
     group_id, folder = create_group(runs_dir, path.stem, axes)
-    gpus = _gpu_count()
     run_dirs = []
-    for index, (config, swept) in enumerate(combos):
-        if args.jobs > 1 and gpus > 1 and config.device in ("auto", "cuda"):
-            config.device = f"cuda:{index % gpus}"
+    for config, swept in combos:
         run_dir = create_run(config, runs_dir, preset=path.stem, group=group_id, queued_by=os.getpid())
         add_run(folder, run_dir, swept)
         run_dirs.append(run_dir)
     print(folder, flush=True)
-    if args.jobs == 1:
+    if backend is None:
         states = []
         stop = _StopFlag()
         stop.install()
@@ -275,20 +318,14 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
                 break
         code = max(states) if states else EXIT_OK
     else:
-        from lth_tui.progress import run_parallel
+        from lth_tui.backends.follow import follow
 
         stop = _StopFlag()
         stop.install()
-        finished = run_parallel(run_dirs, args.jobs, stop, quiet=args.quiet)
+        finished = follow(backend, run_dirs, stop, quiet=args.quiet)
         code = EXIT_INTERRUPTED if stop.requested else (EXIT_OK if all(s == "done" for s in finished) else EXIT_FAILED)
     print(f"group: {folder}  (lth-tui export {folder} --format md)", flush=True)
     return code
-
-
-def _gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _check_model(config: Any, data: Any, device: Any = None) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import copy
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -156,3 +156,36 @@ def analysis_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     finally:
         torch.set_num_threads(threads)
     return {"imp": imp, "supermask": sm}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray cluster with 2 CPUs and 2 GPUs, started once for the whole test run; yields its address.
+
+    GPUs are only labels to Ray, so which run gets which GPU is testable on a CPU box. This
+    process stays connected (in-process CLI calls reuse the connection); subprocesses connect
+    with `--address`. The object store is kept small and Ray's files live under a private
+    /tmp dir (Ray's socket paths must stay short), both removed at the end; token auth and
+    usage reporting are off so nothing is written to HOME or sent anywhere.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="lthray-", dir="/tmp")
+    ray.init(num_cpus=2, num_gpus=2, object_store_memory=100 * 1024 * 1024, _temp_dir=temp, include_dashboard=False,
+             log_to_driver=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
