@@ -435,6 +435,8 @@ class RunInfo:
     rounds_done: int = 0
     error: str = ""
     created: float = 0.0
+    backend: str = ""  # where a sweep put it: "local", "ray" ("" for a run started on its own)
+    node: str = ""  # the machine it runs on: the backend's node, else the runner's host
 
 
 def run_info(run_dir: Path) -> RunInfo:
@@ -449,6 +451,7 @@ def run_info(run_dir: Path) -> RunInfo:
         return info
     info.state = status["state"]
     info.preset = str(status.get("preset") or config.name)
+    info.backend, info.node = str(status.get("backend") or ""), str(status.get("node") or status.get("host") or "")
     # Mask-training runs have no pruning criterion: show what they are instead.
     info.criterion = config.prune.criterion if config.experiment == "imp" else config.experiment
     info.group = str(status.get("group") or "")

@@ -186,3 +186,35 @@ def test_read_only_commands_and_refused_options_never_import_ray(tiny, tmp_path)
     result = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_ctrl_c_at_the_terminal_leaves_every_local_run_cancelled_with_a_checkpoint(tmp_path):
+    """SIGINT to the sweep's whole process group, as a terminal sends it: the runners are in
+    their own sessions, so only the sweep gets it and passes SIGTERM on (checkpoint, `cancelled`)."""
+    import time
+
+    from engine.store import read_events, run_info
+
+    path = tmp_path / "long.toml"
+    path.write_text(TINY.replace("iterations = 40", "iterations = 5000"))
+    runs = tmp_path / "runs"
+    sweep = subprocess.Popen([sys.executable, "-m", "lth_tui.cli", "run", str(path), "--runs-dir", str(runs), "--quiet",
+                              "--sweep", "seed=1,2,3", "--jobs", "2"], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            dirs = list(runs.glob("2*"))
+            if len(dirs) == 3 and sum(1 for d in dirs if any(e["event"] == "eval" for e in read_events(d)[0])) == 2:
+                break
+            assert sweep.poll() is None, sweep.communicate()
+            time.sleep(0.1)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, err
+    dirs = sorted(runs.glob("2*"))
+    assert [run_info(d).state for d in dirs] == ["cancelled"] * 3
+    assert sum(1 for d in dirs if list(d.glob("trial-0/round-*/checkpoint.safetensors"))) == 2

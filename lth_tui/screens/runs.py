@@ -128,7 +128,10 @@ class RunsScreen(Screen):
         if wide:
             columns.append(("preset", "preset"))
         columns += [("criterion", "criterion"), ("best %", "best"), ("@ weights %" if wide else "@ wt %", "at"),
-                    ("rounds" if wide else "rnd", "rounds"), ("note", "note")]
+                    ("rounds" if wide else "rnd", "rounds")]
+        if wide:
+            columns.append(("node", "node"))
+        columns.append(("note", "note"))
         return columns
 
     def _cells(self, info: Any, wide: bool) -> list[Any]:
@@ -146,6 +149,7 @@ class RunsScreen(Screen):
             "best": Text(acc, justify="right"),
             "at": Text(at, justify="right"),
             "rounds": Text(str(info.rounds_done), justify="right"),
+            "node": _trunc(f"{info.node} ({info.backend})" if info.backend == "ray" else info.node, 24),
             "note": Text(_trunc(note, 80), style="red" if info.state in ("damaged", "failed") else "dim"),
         }
         return [cells[key] for _, key in self._columns(wide)]
@@ -179,6 +183,8 @@ class RunsScreen(Screen):
             text.append(f"  preset {info.preset}", style="dim")
         if info.best_accuracy is not None:
             text.append(f"  best {100 * info.best_accuracy:.2f}% at {100 * info.best_weights_remaining:.1f}% weights")
+        if info.node:
+            text.append(f"  on {info.node}" + (f" ({info.backend} sweep)" if info.backend else ""), style="dim")
         text.append(f"\n{info.path}", style="dim")
         if info.error:
             text.append(f"\n{info.error}", style="red")
