@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lth_tui.backends.runfiles import end_state, mark_never_started, runner_command, runner_env, update_status, wants_gpu
+from lth_tui.backends.runfiles import (end_state, mark_never_started, process_start, runner_command, runner_env,
+                                       update_status, wants_gpu)
 
 Launch = Callable[[Path, dict[str, str]], Any]
 
@@ -89,7 +90,8 @@ class LocalBackend:
         proc = self.launch(run_dir, env)
         # As engine.runner.spawn does: the child records its pid only after importing torch,
         # and until then no reader may take the run for one whose runner is gone.
-        update_status(run_dir, state="running", pid=proc.pid, host=socket.gethostname(), error=None)
+        update_status(run_dir, state="running", pid=proc.pid, host=socket.gethostname(), error=None,
+                      runner_start=process_start(proc.pid))
         self.active[run_dir] = (proc, slot)
         self.states[run_dir] = "running"
 

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lth_tui.backends.runfiles import (FINAL_STATES, read_status_file, runner_command, runner_env, stop_child,
-                                       update_status, wait_for_runner_exit)
+from lth_tui.backends.runfiles import (FINAL_STATES, process_start, read_status_file, runner_command, runner_env,
+                                       stop_child, update_status, wait_for_runner_exit)
 
 PREVIOUS_RUNNER_WAIT = 300.0  # a runner's SIGTERM path finishes its step and writes one checkpoint
 STOP_GRACE = 600.0
@@ -65,7 +65,7 @@ def run_dir_task(run_dir: str, threads: int) -> str:
             proc = subprocess.Popen(runner_command(path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=runner_env(env), close_fds=True, preexec_fn=_die_with_parent)
         # As engine.runner.spawn does: the child writes its pid only after importing torch.
-        update_status(path, state="running", pid=proc.pid, host=host, error=None)
+        update_status(path, state="running", pid=proc.pid, host=host, error=None, runner_start=process_start(proc.pid))
         while proc.poll() is None:
             time.sleep(0.5)  # short sleeps: Ray's cancel arrives between them as KeyboardInterrupt
     except KeyboardInterrupt:

@@ -73,6 +73,19 @@ def is_runner_of(pid: Any, run_dir: Path) -> bool:
     return b"engine.runner" in argv and os.fsencode(str(run_dir)) in argv
 
 
+def process_start(pid: int) -> int | None:
+    """The process start time (/proc/<pid>/stat field 22, clock ticks since boot), or None.
+
+    Recorded as status.json `runner_start` beside the pid, so a recycled pid is never taken for the runner.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after "(comm)", which may hold spaces
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
 def wait_for_runner_exit(run_dir: Path, timeout: float) -> bool:
     """Waits while the runner recorded in status.json still runs on this host; True once it is gone.
 

@@ -92,6 +92,8 @@ class RunsScreen(Screen):
     # -- table -------------------------------------------------------------------------------
 
     def show_runs(self, infos: list[Any]) -> None:
+        if not self.query("#runs-table"):  # a listing that lands while the app tears the screen down
+            return
         self.listed += 1
         self.infos = infos
         paths = {i.path for i in infos}
