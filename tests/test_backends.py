@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lth_tui.backends.local import LocalBackend, gpu_slots
-from lth_tui.backends.runfiles import process_start
+from engine.process import pid_start
 from lth_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_a_run_starts_on_the_gpu_that_is_free_not_on_a_fixed_rotation(tmp_path):
     assert started[3].env["CUDA_VISIBLE_DEVICES"] == "0"
     status = json.loads((runs[2] / "status.json").read_text())
     assert status["backend"] == "local" and status["cuda_visible_devices"] == "1" and status["state"] == "running"
-    assert status["runner_start"] == process_start(started[2].pid)  # the pid is proven by its start time
+    assert status["runner_start"] == pid_start(started[2].pid)  # the pid is proven by its start time
     for runner in started[2:]:
         runner.end()
     assert set(backend.poll().values()) == {"done"}

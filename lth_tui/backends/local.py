@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lth_tui.backends.runfiles import (end_state, mark_never_started, process_start, runner_command, runner_env,
+from engine.process import pid_start
+from lth_tui.backends.runfiles import (end_state, mark_never_started, open_runner_log, runner_command, runner_env,
                                        update_status, wants_gpu)
 
 Launch = Callable[[Path, dict[str, str]], Any]
@@ -33,7 +34,7 @@ def gpu_slots() -> list[str]:
 def launch_runner(run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
     """A runner child in its own session: Ctrl-C at the terminal reaches only the sweep, which
     passes it on as SIGTERM, so the runner checkpoints instead of dying mid-step."""
-    with open(Path(run_dir) / "runner.log", "ab") as log:
+    with open_runner_log(run_dir) as log:
         return subprocess.Popen(runner_command(run_dir), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=runner_env(env), start_new_session=True, close_fds=True)
 
@@ -91,7 +92,7 @@ class LocalBackend:
         # As engine.runner.spawn does: the child records its pid only after importing torch,
         # and until then no reader may take the run for one whose runner is gone.
         update_status(run_dir, state="running", pid=proc.pid, host=socket.gethostname(), error=None,
-                      runner_start=process_start(proc.pid))
+                      runner_start=pid_start(proc.pid))
         self.active[run_dir] = (proc, slot)
         self.states[run_dir] = "running"
 

@@ -3,7 +3,7 @@
 The task is only a custodian: the runner child (`python -m engine.runner RUN_DIR`) has its
 own CUDA context and its own SIGTERM path, writes everything to the run dir on the shared
 filesystem, and the task returns nothing but the run's end state. Imported by Ray workers,
-so it imports neither torch nor the engine.
+so it imports no torch (of the engine only `engine.process`, which is pure Python).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lth_tui.backends.runfiles import (FINAL_STATES, process_start, read_status_file, runner_command, runner_env,
+from engine.process import pid_start
+from lth_tui.backends.runfiles import (FINAL_STATES, open_runner_log, read_status_file, runner_command, runner_env,
                                        stop_child, update_status, wait_for_runner_exit)
 
 PREVIOUS_RUNNER_WAIT = 300.0  # a runner's SIGTERM path finishes its step and writes one checkpoint
@@ -61,11 +62,11 @@ def run_dir_task(run_dir: str, threads: int) -> str:
     env = {"OMP_NUM_THREADS": str(max(1, threads)), "CUDA_VISIBLE_DEVICES": gpus}
     proc = None
     try:
-        with open(path / "runner.log", "ab") as log:
+        with open_runner_log(path) as log:
             proc = subprocess.Popen(runner_command(path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=runner_env(env), close_fds=True, preexec_fn=_die_with_parent)
         # As engine.runner.spawn does: the child writes its pid only after importing torch.
-        update_status(path, state="running", pid=proc.pid, host=host, error=None, runner_start=process_start(proc.pid))
+        update_status(path, state="running", pid=proc.pid, host=host, error=None, runner_start=pid_start(proc.pid))
         while proc.poll() is None:
             time.sleep(0.5)  # short sleeps: Ray's cancel arrives between them as KeyboardInterrupt
     except KeyboardInterrupt:

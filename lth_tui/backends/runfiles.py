@@ -73,17 +73,10 @@ def is_runner_of(pid: Any, run_dir: Path) -> bool:
     return b"engine.runner" in argv and os.fsencode(str(run_dir)) in argv
 
 
-def process_start(pid: int) -> int | None:
-    """The process start time (/proc/<pid>/stat field 22, clock ticks since boot), or None.
-
-    Recorded as status.json `runner_start` beside the pid, so a recycled pid is never taken for the runner.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()  # after "(comm)", which may hold spaces
-    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+def open_runner_log(run_dir: Path) -> Any:
+    """runner.log opened for appending, never through a symlink planted in the run dir."""
+    fd = os.open(Path(run_dir) / "runner.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    return os.fdopen(fd, "ab")
 
 
 def wait_for_runner_exit(run_dir: Path, timeout: float) -> bool:
@@ -92,11 +85,14 @@ def wait_for_runner_exit(run_dir: Path, timeout: float) -> bool:
     A retried Ray task lands here: the worker that ran the first attempt died, its runner got
     SIGTERM and may still be writing its checkpoint, and a second runner must not start beside it.
     """
+    from engine.process import lock_held
+
     status = read_status_file(run_dir)
-    if status.get("host") != socket.gethostname():
-        return True
+    here = status.get("host") == socket.gethostname()
     deadline = time.monotonic() + timeout
-    while is_runner_of(status.get("pid"), run_dir):
+    # the run lock covers any host the shared filesystem's locks reach; the pid check covers a
+    # runner still importing torch, before it takes the lock
+    while lock_held(run_dir) or (here and is_runner_of(status.get("pid"), run_dir)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
