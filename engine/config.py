@@ -34,7 +34,10 @@ SCORE_INITS = ("kaiming-uniform", "magnitude")
 MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
 # Keys added after runs were stored: left out of the config hash while they hold these values
 # (their defaults), so a config written before the key existed keeps its hash.
-HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"prune.count": "exact"}
+HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
+    "prune.count": "exact", "model.bn_init": "ones", "model.bias_init": "zeros", "model.residual": False,
+    "train.last_batch": "drop", "supermask.optimizer": "auto", "supermask.lr": "auto", "supermask.momentum": "auto",
+    "supermask.weight_decay": "auto", "supermask.schedule": "auto"}
 # parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
 PARALLEL_TRIALS = ("auto", "true", "false")
 AutoBool = bool | str
@@ -45,6 +48,11 @@ SEED_MAX = 2 ** 63 - 1
 INT_LIMITS = {"trials": 10_000, "data.val_size": 10 ** 8, "train.batch_size": 2 ** 24, "prune.rounds": 1000,
               "supermask.rounds": 10_000, "analysis.lmc_points": 1001}
 WIDTH_MAX = 2 ** 31 - 1
+# A number or "auto" (the experiment's own value; see engine/recipes.py).
+AutoFloat = float | str
+BN_INITS = ("ones", "uniform")
+BIAS_INITS = ("zeros", "torch-default")
+LAST_BATCH = ("drop", "keep")
 
 
 class ConfigError(ValueError):
@@ -88,6 +96,12 @@ class ModelConfig:
     name: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [300, 100])
     init: str = "glorot-normal"
+    # BatchNorm weights: ones (PyTorch) | uniform (OpenLTH's U[0,1)); BN biases start at 0 either way.
+    bn_init: str = "ones"
+    # Conv/linear biases: zeros | torch-default (PyTorch's U(±1/√fan_in), which OpenLTH keeps).
+    bias_init: str = "zeros"
+    # mlp only: hidden layers after the first add their input (h + relu(W h + b)) where widths match.
+    residual: bool = False
 
 
 @dataclass
@@ -103,6 +117,8 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_iterations: Step = Step(0)
     eval_every: Step = Step(100)
+    # An epoch's last, short batch: drop (floor(N / batch) steps per epoch) | keep (ceil, as OpenLTH).
+    last_batch: str = "drop"
     # Fast paths (engine/training.py; measured by benchmarks/bench_fast_paths.py): torch.compile
     # of the model, channels-last memory format for conv nets, bfloat16 autocast of the forward.
     compile: bool = False
@@ -127,9 +143,10 @@ class PruneConfig:
 class SupermaskConfig:
     """Mask training over frozen weights (experiment = "supermask" or "edge-popup").
 
-    The optimizer, learning rate and schedule are the [train] section's, applied to the mask
-    logits / scores (the only trained tensors); train.iterations is the whole training, cut
-    into `rounds` equal segments whose end-of-segment masks are the run's round masks.
+    The optimizer keys here train the mask logits / scores (the only trained tensors); "auto"
+    takes the experiment's own recipe (engine/recipes.py), so [train]'s optimizer keys stay the
+    IMP recipe. Batch size, warm-up and milestones are [train]'s; train.iterations is the whole
+    training, cut into `rounds` equal segments whose end-of-segment masks are the run's round masks.
     """
 
     weights: str = "init"              # init: θ0 as drawn | signed_constant: σ_layer · sign(θ0)
@@ -138,6 +155,11 @@ class SupermaskConfig:
     k: float = 0.5                     # edge-popup: fraction of each layer's weights kept (top |score|)
     score_init: str = "kaiming-uniform"  # edge-popup: kaiming-uniform (Ramanujan) | magnitude (|θ0|)
     rounds: int = 5                    # segments of training recorded as rounds (mask, accuracy)
+    optimizer: str = "auto"            # auto | sgd | adam
+    lr: AutoFloat = "auto"
+    momentum: AutoFloat = "auto"
+    weight_decay: AutoFloat = "auto"   # on the scores
+    schedule: str = "auto"             # auto | constant | multistep | cosine
 
 
 @dataclass
@@ -218,6 +240,11 @@ def choices() -> dict[str, tuple[str, ...]]:
         "data.name": tuple(DATASETS),
         "model.name": tuple(MODELS),
         "model.init": tuple(INIT_SCHEMES),
+        "model.bn_init": BN_INITS,
+        "model.bias_init": BIAS_INITS,
+        "train.last_batch": LAST_BATCH,
+        "supermask.optimizer": ("auto", *OPTIMIZERS),
+        "supermask.schedule": ("auto", *SCHEDULES),
         "train.optimizer": OPTIMIZERS,
         "train.schedule": SCHEDULES,
         "prune.strategy": STRATEGIES,
@@ -270,6 +297,10 @@ def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
         if isinstance(value, bool) or value == "auto":
             return value
         raise ConfigError(source, key, value, "allowed: auto, true, false")
+    if tp == AutoFloat:  # a number or "auto"
+        if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return value if value == "auto" else float(value)
+        raise ConfigError(source, key, value, "expected a number or \"auto\"")
     if tp is Step:
         try:
             return Step.parse(value)
@@ -384,7 +415,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         _check_choice(source, key, config.get(key), allowed)
     if config.device != "auto" and config.device != "cpu" and not _is_cuda_name(config.device):
         raise ConfigError(source, "device", config.device, "allowed: auto, cpu, cuda, cuda:N")
-    positive = {"trials": config.trials, "data.val_size": config.data.val_size, "train.batch_size": config.train.batch_size}
+    positive = {"trials": config.trials, "train.batch_size": config.train.batch_size}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(source, key, value, "must be at least 1")
@@ -393,6 +424,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     for key, limit in INT_LIMITS.items():
         if config.get(key) > limit:
             raise ConfigError(source, key, config.get(key), f"at most {limit}")
+    if config.data.val_size < 0:
+        raise ConfigError(source, "data.val_size", config.data.val_size, "0 (no hold-out, no early stopping) or more")
     if config.prune.rounds < 0:
         raise ConfigError(source, "prune.rounds", config.prune.rounds, "must be 0 or more")
     if config.prune.strategy == "oneshot" and config.prune.rounds < 1:
@@ -461,6 +494,11 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
     if config.experiment != "imp" and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
         raise ConfigError(source, "supermask.rounds", sm.rounds,
                           f"at most train.iterations ({config.train.iterations.count}): every round needs an iteration")
+    for key in ("lr", "momentum", "weight_decay"):
+        value = getattr(sm, key)
+        if value != "auto" and (value < 0 or (key == "lr" and value == 0) or (key == "momentum" and value >= 1)):
+            raise ConfigError(source, f"supermask.{key}", value,
+                              {"lr": "auto or a number above 0", "momentum": "auto or 0 <= momentum < 1"}.get(key, "auto or 0 or more"))
     if not -30 <= sm.logit_init <= 30:
         raise ConfigError(source, "supermask.logit_init", sm.logit_init, "a logit between -30 and 30")
     if analysis.lmc_points < 3:
@@ -494,7 +532,8 @@ class Schedule:
 
 def resolve_schedule(config: ExperimentConfig, train_size: int, source: str = "config") -> Schedule:
     """Turns epoch lengths into iterations once the training-set size is known."""
-    per_epoch = max(1, train_size // config.train.batch_size)
+    batch = config.train.batch_size
+    per_epoch = max(1, -(-train_size // batch) if config.train.last_batch == "keep" else train_size // batch)
     t = config.train
     schedule = Schedule(
         iterations=t.iterations.iterations(per_epoch),

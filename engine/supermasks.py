@@ -24,7 +24,8 @@ and the expected mask are the same mask here.
 Weights: ``supermask.weights = "init"`` keeps θ0; ``"signed_constant"`` uses σ_layer·sign(θ0),
 σ_layer the std of the layer's init distribution (with ``model.init = "kaiming-normal"`` this
 is Ramanujan's signed Kaiming constant). The optimizer, learning rate, momentum, weight decay
-(on the scores) and schedule are the [train] section's.
+(on the scores) and schedule are [supermask]'s, "auto" being the experiment's own recipe
+(engine/recipes.py); batch size and warm-up are [train]'s.
 
 Run store. ``train.iterations`` is the whole training; it is cut into ``supermask.rounds``
 equal segments and segment r is round r, so the app's curve shows density and accuracy of the
@@ -67,6 +68,7 @@ from torch.func import functional_call
 from engine.config import ExperimentConfig, TrainConfig
 from engine.feeding import Batches
 from engine.models import build_model, init_std, layer_kinds
+from engine.recipes import mask_recipe
 from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, load_tensors_like, save_checkpoint, save_tensors,
                           write_json_atomic)
 from engine.training import Cancelled, derive_seed, evaluate, generator, lr_factor
@@ -230,7 +232,8 @@ class _Trial:
         self.trainer = MaskTrainer(model, {n: w.to(self.device) for n, w in weights.items()},
                                    {n: s.to(self.device) for n, s in scores.items()}, config.experiment, sm.k, sm.rescale)
         self.view = _Masked(model)
-        self.optimizer = _make_optimizer(list(self.trainer.scores.values()), config.train)
+        self.recipe = mask_recipe(config)  # [train] with the mask-training optimizer keys in force
+        self.optimizer = _make_optimizer(list(self.trainer.scores.values()), self.recipe)
         self.bounds = segment_bounds(self.schedule.iterations, sm.rounds)
 
     # ---------------------------------------------------------------- evaluation
@@ -251,7 +254,7 @@ class _Trial:
         return statistics.fmean(values)
 
     def _record_eval(self, at: int, r: int, evals: list[dict[str, Any]], train_loss: float | None) -> None:
-        config = self.config.train
+        config = self.recipe
         expected = self.trainer.masks("expected")
         val_loss, val_acc = self._evaluate(expected, self.data.val_x, self.data.val_y)
         test_loss, test_acc = self._evaluate(expected, self.data.test_x, self.data.test_y)
@@ -354,7 +357,7 @@ class _Trial:
             if data.augment is not None:
                 x = data.augment(x, aug_gen)
             for group in self.optimizer.param_groups:
-                group["lr"] = config.train.lr * lr_factor(step, config.train, self.schedule)
+                group["lr"] = self.recipe.lr * lr_factor(step, self.recipe, self.schedule)
             loss = F.cross_entropy(trainer.forward(x, trainer.masks("train", sample_gen)), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -238,7 +238,7 @@ class SetupScreen(Screen):
                 yield Checkbox(CHECKBOX_LABELS.get(key, "on"), id=field_id(key), compact=True)
             else:
                 yield Input("", id=field_id(key), compact=True, placeholder=PLACEHOLDERS.get(key, ""))
-        if key in ("data.name", "model.name"):
+        if key in ("data.name", "model.name", "experiment"):
             yield Static("", id="hint-" + field_id(key)[2:], classes="hint")
 
     def on_mount(self) -> None:
@@ -363,6 +363,10 @@ class SetupScreen(Screen):
             self._update_static("#setup-status", Text(f"✗ {self.error}", style="bold red"))
         elif self.config is not None:
             self._update_static("#setup-status", self._summary_line(self.config))
+            if "experiment" in self.keys:  # which optimizer recipe trains this run (engine/recipes.py)
+                from engine.recipes import recipe_text
+
+                self._update_static("#hint-experiment", Text(recipe_text(self.config)))
         for key in ("data.name", "model.name"):
             widget = self.query_one("#" + field_id(key), Select)
             self._update_static("#hint-" + field_id(key)[2:], registry_description(key, widget.value))
