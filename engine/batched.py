@@ -43,7 +43,7 @@ from engine.feeding import Batches
 from engine.models import MLP
 from engine.store import checkpoint_meta
 from engine.training import (Cancelled, MaskedParams, RoundOutcome, TrainJob, _load_checkpoint,
-                             _save_checkpoint, evaluate, generator, lr_factor, match_layout, optimizer_for)
+                             _save_checkpoint, evaluate, evaluate_split, generator, lr_factor, match_layout, optimizer_for)
 
 __all__ = ["SMALL_MODELS", "STRATEGIES", "default_strategy", "parallel_trials_active", "train_rounds"]
 
@@ -179,7 +179,7 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
         sync()
         train_losses = [v / loss_count for v in loss_sums.tolist()] if loss_count else [None] * n
         for t, (model, job) in enumerate(zip(models, jobs)):
-            val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+            val_loss, val_acc = evaluate_split(model, data.val_x, data.val_y)
             test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
             point = {"iteration": at, "train_loss": train_losses[t], "val_loss": val_loss, "val_accuracy": val_acc,
                      "test_loss": test_loss, "test_accuracy": test_acc,
@@ -244,14 +244,10 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
     seconds = seconds_before + time.perf_counter() - started
     outcomes = []
     for trial_evals in evals:
-        best = min(trial_evals, key=lambda e: (e["val_loss"], e["iteration"]))
-        outcomes.append(RoundOutcome(
-            evals=trial_evals, early_stop_iteration=best["iteration"], val_loss_min=best["val_loss"],
-            test_accuracy_at_early_stop=best["test_accuracy"], test_accuracy_final=trial_evals[-1]["test_accuracy"],
-            # The trials shared the wall time: each is charged its share, so sums over trials
-            # stay true, and the batched round's own time is kept beside it.
-            supermask_accuracy=trial_evals[0]["test_accuracy"], seconds=seconds / len(evals),
-            extra={"batched_seconds": seconds, "batched_trials": len(evals)}))
+        # The trials shared the wall time: each is charged its share, so sums over trials
+        # stay true, and the batched round's own time is kept beside it.
+        outcomes.append(RoundOutcome.from_evals(trial_evals, seconds / len(evals),
+                                                {"batched_seconds": seconds, "batched_trials": len(evals)}))
     return outcomes
 
 

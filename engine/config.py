@@ -50,8 +50,6 @@ INT_LIMITS = {"trials": 10_000, "data.val_size": 10 ** 8, "train.batch_size": 2 
 WIDTH_MAX = 2 ** 31 - 1
 # A number or "auto" (the experiment's own value; see engine/recipes.py).
 AutoFloat = float | str
-BN_INITS = ("ones", "uniform")
-BIAS_INITS = ("zeros", "torch-default")
 LAST_BATCH = ("drop", "keep")
 
 
@@ -234,7 +232,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
     from engine.criteria import COUNTS, CRITERIA, SCOPES
     from engine.datasets import DATASETS
-    from engine.models import INIT_SCHEMES, MODELS
+    from engine.models import BIAS_INITS, BN_INITS, INIT_SCHEMES, MODELS
 
     return {
         "data.name": tuple(DATASETS),
@@ -433,6 +431,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if not config.model.hidden or any(not 1 <= h <= WIDTH_MAX for h in config.model.hidden) or len(config.model.hidden) > 1000:
         raise ConfigError(source, "model.hidden", config.model.hidden[:10],
                           "a non-empty list of at most 1000 widths between 1 and 2^31-1")
+    if config.model.residual and (config.model.name != "mlp"
+                                  or not any(a == b for a, b in zip(config.model.hidden, config.model.hidden[1:]))):
+        raise ConfigError(source, "model.residual", True,
+                          "residual hidden layers need model.name = \"mlp\" and two consecutive equal hidden widths")
     for key in ("train.lr",):
         if not config.get(key) > 0:
             raise ConfigError(source, key, config.get(key), "must be greater than 0")

@@ -156,10 +156,10 @@ def load_dataset(
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
         raise DatasetError(f"val_size = {val_size!r} must be a whole number of examples")
-    if val_size < 1:
+    if val_size < 0:
         raise DatasetError(
-            f"val_size = {val_size} is out of range for {name}: it must be at least 1 and "
-            "less than the number of training examples"
+            f"val_size = {val_size} is out of range for {name}: it must be 0 (no hold-out) or "
+            "more, and less than the number of training examples"
         )
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     return spec.loader(val_size=int(val_size), data_dir=root, download=download, augment=augment)
@@ -187,9 +187,9 @@ def _assemble(
     data (CIFAR-10: ~150 MB uint8 + ~600 MB float32) instead of two.
     """
     n = len(train_y)
-    if not 1 <= val_size < n:
+    if not 0 <= val_size < n:
         raise DatasetError(
-            f"val_size = {val_size} is out of range for {name}: it must be between 1 and "
+            f"val_size = {val_size} is out of range for {name}: it must be between 0 and "
             f"{n - 1} (the training split has {n} examples)"
         )
     train_idx, val_idx = validation_split(n, val_size)

@@ -270,7 +270,7 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     """
     from engine.datasets import default_data_dir, load_dataset
     from engine.feeding import place_dataset
-    from engine.models import build_model
+    from engine.models import build_model, model_options
     from engine.runner import derive_round_seed, resolve_device
     from engine.config import resolve_schedule
     from engine.store import read_config
@@ -295,7 +295,8 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
         raise ConfigError(str(run_dir), "--rewind", rewind_iteration, f"an iteration in 0..{schedule.iterations - 1}")
     seed = config.seed + trial
     model = build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
-                        hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"))
+                        hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"),
+                        **model_options(config))
     model.load_state_dict(load_tensors(run_dir / f"trial-{trial}" / "init.safetensors"))
     masks = {n: m.bool() for n, m in load_tensors(round_dir / "mask.safetensors").items()}
     start = load_tensors(round_dir / "start.safetensors")

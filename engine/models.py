@@ -26,12 +26,15 @@ import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "BIAS_INITS",
+    "BN_INITS",
     "INIT_SCHEMES",
     "MODELS",
     "ModelError",
@@ -40,9 +43,14 @@ __all__ = [
     "fresh_weights",
     "init_std",
     "layer_kinds",
+    "model_options",
 ]
 
-INIT_SCHEMES: tuple[str, ...] = ("glorot-normal", "kaiming-normal")
+# torch-default: PyTorch's own Linear/Conv2d weight init, kaiming_uniform_(a=√5) = U(±1/√fan_in)
+# (Greydanus' MNIST-1D notebook keeps it).
+INIT_SCHEMES: tuple[str, ...] = ("glorot-normal", "kaiming-normal", "torch-default")
+BN_INITS: tuple[str, ...] = ("ones", "uniform")
+BIAS_INITS: tuple[str, ...] = ("zeros", "torch-default")
 
 _FLAT_MODELS = ("mlp", "lenet-300-100")
 
@@ -68,18 +76,23 @@ class ModelSpec:
 
 
 class MLP(nn.Module):
-    """Flatten, then Linear+ReLU per hidden width, then a Linear output layer."""
+    """Flatten, then Linear+ReLU per hidden width, then a Linear output layer.
 
-    def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int) -> None:
+    `residual`: a hidden layer after the first whose input and output widths match adds its
+    input, h + relu(W h + b), as the MLP of Greydanus' MNIST-1D lottery-ticket notebook does.
+    """
+
+    def __init__(self, in_features: int, hidden: Sequence[int], num_classes: int, residual: bool = False) -> None:
         super().__init__()
         widths = [in_features, *hidden]
         self.fc_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:]))
         self.fc = nn.Linear(widths[-1], num_classes)
+        self.skips = tuple(residual and i > 0 and a == b for i, (a, b) in enumerate(zip(widths, widths[1:])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        for layer in self.fc_layers:
-            x = F.relu(layer(x))
+        for layer, skip in zip(self.fc_layers, self.skips):
+            x = x + F.relu(layer(x)) if skip else F.relu(layer(x))
         return self.fc(x)
 
 
@@ -288,9 +301,9 @@ def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
 
 
 def _build_mlp(name: str, input_shape: tuple[int, ...], num_classes: int,
-               hidden: Sequence[int]) -> nn.Module:
+               hidden: Sequence[int], residual: bool = False) -> nn.Module:
     widths = (300, 100) if name == "lenet-300-100" else _check_hidden(hidden)
-    return MLP(math.prod(input_shape), widths, num_classes)
+    return MLP(math.prod(input_shape), widths, num_classes, residual=residual and name == "mlp")
 
 
 def _build_conv(name: str, input_shape: tuple[int, ...], num_classes: int,
@@ -364,6 +377,8 @@ def _std(shape: torch.Size, init: str) -> float:
     fan_in, fan_out = _fans(shape)
     if init == "glorot-normal":
         return math.sqrt(2.0 / (fan_in + fan_out))
+    if init == "torch-default":
+        return 1.0 / math.sqrt(3.0 * fan_in)  # U(±1/√fan_in)
     return math.sqrt(2.0 / fan_in)  # kaiming-normal, fan_in mode, ReLU gain √2
 
 
@@ -371,44 +386,67 @@ def _draw_(weight: torch.Tensor, init: str, generator: torch.Generator) -> torch
     """Fill `weight` in place from the init distribution using only `generator`."""
     if init == "glorot-normal":
         return nn.init.xavier_normal_(weight, generator=generator)
+    if init == "torch-default":
+        return nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
     return nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
 
 
 @torch.no_grad()
-def _initialise(model: nn.Module, init: str, generator: torch.Generator) -> None:
+def _initialise(model: nn.Module, init: str, generator: torch.Generator, bn_init: str = "ones",
+                bias_init: str = "zeros") -> None:
     """Give every parameter and buffer of a freshly materialised model its starting value.
 
     Modules are visited in registration order, so the draw order, and with it θ0, depends only
     on the architecture and the generator. A module type this function does not know would be
-    left with uninitialised memory, so it is refused instead.
+    left with uninitialised memory, so it is refused instead. bias_init "torch-default" draws
+    a layer's bias U(±1/√fan_in) right after its weight, bn_init "uniform" a BatchNorm weight
+    U[0,1) (OpenLTH's bn_initializers.uniform); the defaults draw nothing, so θ0 of a config
+    that does not set them is what it always was.
     """
     for module_name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             _draw_(module.weight, init, generator)
-            if module.bias is not None:
+            if module.bias is not None and bias_init == "torch-default":
+                bound = 1.0 / math.sqrt(_fans(module.weight.shape)[0])
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+            elif module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             module.reset_parameters()  # weight 1, bias 0, running mean 0 / var 1, count 0
+            if bn_init == "uniform":
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator))
         elif any(True for _ in module.parameters(recurse=False)) or any(
                 True for _ in module.buffers(recurse=False)):
             raise TypeError(
                 f"no initialisation rule for {type(module).__name__} at {module_name!r}")
 
 
+def model_options(config: Any) -> dict[str, Any]:
+    """build_model's keyword options an ExperimentConfig's [model] section sets (besides name,
+    hidden and init): every builder of a run's model passes them, so LMC, resume and the
+    checks before a run all build the same architecture with the same θ0."""
+    m = config.model
+    return {"bn_init": m.bn_init, "bias_init": m.bias_init, "residual": m.residual}
+
+
 def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int,
                 hidden: Sequence[int] = (300, 100), init: str = "glorot-normal",
-                generator: torch.Generator) -> nn.Module:
+                generator: torch.Generator, bn_init: str = "ones", bias_init: str = "zeros",
+                residual: bool = False) -> nn.Module:
     """Build model `name` for inputs of `input_shape` and initialise it from `generator`.
 
     The same generator state gives bit-identical parameters; the global RNG is not touched
     (the modules are constructed on the meta device, so their default initialisers draw
     nothing, then materialised on the CPU and filled from `generator` alone).
-    `hidden` is used by `mlp` only. Raises ModelError for anything the model cannot take.
+    `hidden` and `residual` are used by `mlp` only. Raises ModelError for anything the model
+    cannot take.
     """
     spec = MODELS.get(name)
     if spec is None:
         raise ModelError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
     _check_init(init)
+    if bn_init not in BN_INITS or bias_init not in BIAS_INITS:
+        raise ModelError(f"bn_init {bn_init!r} / bias_init {bias_init!r}: allowed {BN_INITS} / {BIAS_INITS}")
     _check_generator(generator)
     shape = _positive_ints(input_shape)
     if not shape:
@@ -420,10 +458,11 @@ def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int,
     num_classes = classes[0]
 
     with torch.device("meta"):
-        model = spec.builder(name, shape, num_classes, hidden)
+        model = spec.builder(name, shape, num_classes, hidden, residual) if spec.builder is _build_mlp \
+            else spec.builder(name, shape, num_classes, hidden)
     check_fits(count_parameters(model), torch.device("cpu"), HOST_COPIES, what=f"model {name!r}")
     model = model.to_empty(device="cpu")
-    _initialise(model, init, generator)
+    _initialise(model, init, generator, bn_init, bias_init)
     return model
 
 

@@ -31,8 +31,9 @@ from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_sched
 from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
+from engine.density import density_record
 from engine.feeding import place_dataset
-from engine.models import build_model, fresh_weights, init_std, layer_kinds
+from engine.models import build_model, fresh_weights, init_std, layer_kinds, model_options
 from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, lock_held, pid_alive,
                             pid_start, stop_requested)
 from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, open_log, read_config,
@@ -73,7 +74,7 @@ def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, flo
 
 
 # Round figures carried into the curve as mean/std/n when a run records them.
-OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy")
+OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy", "test_accuracy_best")
 
 
 def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[str, Any]:
@@ -93,11 +94,16 @@ def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[s
     curve = []
     for r, records in sorted(by_round.items()):
         point = {"round": r, "weights_remaining": statistics.fmean(x["weights_remaining"] for x in records), "n": len(records)}
+        for key in ("weights_trainable", "weights_nonzero"):  # engine/density.py; absent from older runs
+            values = [x[key] for x in records if x.get(key) is not None]
+            if values:
+                point[key] = statistics.fmean(values)
+        # Without a hold-out (data.val_size = 0) the early-stop figures are null, and so are their means.
         for key, out in (("test_accuracy_at_early_stop", "test_accuracy"), ("test_accuracy_final", "test_accuracy_final"),
                          ("early_stop_iteration", "early_stop_iteration"), ("supermask_accuracy", "supermask_accuracy")):
-            values = [x[key] for x in records]
-            point[f"{out}_mean"] = statistics.fmean(values)
-            point[f"{out}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+            values = [x[key] for x in records if x.get(key) is not None]
+            point[f"{out}_mean"] = statistics.fmean(values) if values else None
+            point[f"{out}_std"] = (statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
         for key in OPTIONAL_FIGURES:  # present only in some runs (LMC option, mask training)
             values = [x[key] for x in records if x.get(key) is not None]
             if values:
@@ -133,6 +139,7 @@ class _Pending:
     layers: dict[str, float]
     kept: int
     total: int
+    density: dict[str, Any]  # weights_trainable / weights_nonzero / layers_nonzero (engine/density.py)
 
 
 class _Run:
@@ -148,7 +155,8 @@ class _Run:
         config, writer = self.config, self.writer
         seed = config.seed + t
         model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
-                            hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"))
+                            hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"),
+                            **model_options(config))
         trial_dir = writer.trial_dir(t)
         init_path = trial_dir / "init.safetensors"
         if init_path.is_file():
@@ -196,7 +204,8 @@ class _Run:
         save_tensors(rdir / "start.safetensors", start)
         model.load_state_dict(start)
         remaining, layers, kept, total = mask_fractions(masks)
-        self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers))
+        density = density_record(masks, frozen, remaining)
+        self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers, **density))
 
         def on_eval(point: dict[str, Any], t: int = t, r: int = r) -> None:
             self.emit(writer.event("eval", trial=t, round=r, **point))
@@ -208,7 +217,7 @@ class _Run:
                        should_stop=self.should_stop, checkpoint_dir=rdir, checkpoint_seconds=self.checkpoint_seconds,
                        start_step=k if r > 0 else 0)  # late rewinding: θk trains on for iterations k..T
         return _Pending(job=job, start=start, masks=masks, frozen=frozen, remaining=remaining, layers=layers,
-                        kept=kept, total=total)
+                        kept=kept, total=total, density=density)
 
     def finish_round(self, trial: _Trial, r: int, pending: _Pending, outcome: RoundOutcome) -> None:
         """Round r's files, summary, status and round_end event, from the trained `trial.model`."""
@@ -217,11 +226,12 @@ class _Run:
         rdir = writer.round_dir(t, r)
         save_tensors(rdir / "final.safetensors", model.state_dict())
         record = {"round": r, "weights_remaining": pending.remaining, "layers": pending.layers, "kept": pending.kept,
-                  "total": pending.total,
+                  "total": pending.total, **pending.density,
                   "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
                   "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
                   "test_accuracy_final": outcome.test_accuracy_final,
-                  "supermask_accuracy": outcome.supermask_accuracy, "seconds": outcome.seconds, **outcome.extra}
+                  "supermask_accuracy": outcome.supermask_accuracy, "test_accuracy_best": outcome.test_accuracy_best,
+                  "seconds": outcome.seconds, **outcome.extra}
         if config.analysis.lmc:  # linear mode connectivity of this round's training (engine/lmc.py)
             from engine.lmc import round_lmc
 

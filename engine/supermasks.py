@@ -66,8 +66,9 @@ from torch import nn
 from torch.func import functional_call
 
 from engine.config import ExperimentConfig, TrainConfig
+from engine.density import density_record
 from engine.feeding import Batches
-from engine.models import build_model, init_std, layer_kinds
+from engine.models import build_model, init_std, layer_kinds, model_options
 from engine.recipes import mask_recipe
 from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, load_tensors_like, save_checkpoint, save_tensors,
                           write_json_atomic)
@@ -214,7 +215,8 @@ class _Trial:
         self.train_seed = derive_seed(self.seed, "mask-train")
         self.device = self.data.test_x.device  # a big training split may stay on the host (engine/feeding.py)
         model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
-                            hidden=config.model.hidden, init=config.model.init, generator=generator(self.seed, "init"))
+                            hidden=config.model.hidden, init=config.model.init, generator=generator(self.seed, "init"),
+                            **model_options(config))
         init_path = self.writer.trial_dir(t) / "init.safetensors"
         if init_path.is_file():
             model.load_state_dict(load_tensors_like(init_path, model.state_dict()))
@@ -256,7 +258,8 @@ class _Trial:
     def _record_eval(self, at: int, r: int, evals: list[dict[str, Any]], train_loss: float | None) -> None:
         config = self.recipe
         expected = self.trainer.masks("expected")
-        val_loss, val_acc = self._evaluate(expected, self.data.val_x, self.data.val_y)
+        val_loss, val_acc = (self._evaluate(expected, self.data.val_x, self.data.val_y) if len(self.data.val_x)
+                             else (None, None))
         test_loss, test_acc = self._evaluate(expected, self.data.test_x, self.data.test_y)
         kept = sum(int(m.sum()) for m in expected.values())
         total = sum(m.numel() for m in expected.values())
@@ -340,7 +343,7 @@ class _Trial:
         expected = trainer.masks("expected")
         remaining, layers, kept, total = _fractions(expected)
         self.run.emit(writer.event("round_start", trial=self.t, round=r, weights_remaining=remaining, layers=layers,
-                                   experiment=config.experiment))
+                                   experiment=config.experiment, **density_record(expected, None, remaining)))
         started = time.perf_counter()
         last_checkpoint = started
         if not evals:
@@ -393,9 +396,11 @@ class _Trial:
         with torch.no_grad():
             scales = {n: float(self.trainer.scale(n, m)) for n, m in expected.items()}
         record = {"round": r, "weights_remaining": remaining, "layers": layers, "kept": kept, "total": total,
+                  **density_record(expected, None, remaining),  # the forward pass uses w · mask: same density
                   "early_stop_iteration": last["iteration"], "val_loss_min": last["val_loss"],
                   "test_accuracy_at_early_stop": last["test_accuracy"], "test_accuracy_final": last["test_accuracy"],
                   "supermask_accuracy": evals[0]["test_accuracy"], "seconds": seconds,
+                  "test_accuracy_best": max(e["test_accuracy"] for e in evals),
                   "experiment": config.experiment, "expected_mask_accuracy": last["test_accuracy"],
                   "sampled_mask_accuracy": sampled, "iterations": [self.bounds[r], self.bounds[r + 1]], "scale": scales}
         write_json_atomic(rdir / "evals.json", evals)

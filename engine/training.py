@@ -188,14 +188,34 @@ class MaskedParams:
 
 @dataclass
 class RoundOutcome:
+    """A round's figures. Without a validation split (data.val_size = 0) there is no early
+    stopping: early_stop_iteration, val_loss_min and test_accuracy_at_early_stop are None."""
+
     evals: list[dict[str, Any]]
-    early_stop_iteration: int
-    val_loss_min: float
-    test_accuracy_at_early_stop: float
+    early_stop_iteration: int | None
+    val_loss_min: float | None
+    test_accuracy_at_early_stop: float | None
     test_accuracy_final: float
     supermask_accuracy: float
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    test_accuracy_best: float | None = None  # the best test accuracy of any evaluation (Greydanus' report)
+
+    @classmethod
+    def from_evals(cls, evals: list[dict[str, Any]], seconds: float, extra: dict[str, Any] | None = None) -> RoundOutcome:
+        """Early stop at the lowest validation loss (the earliest of ties), final, untrained and best figures."""
+        held = [e for e in evals if e.get("val_loss") is not None]
+        best = min(held, key=lambda e: (e["val_loss"], e["iteration"])) if held else None
+        return cls(evals=evals, early_stop_iteration=None if best is None else best["iteration"],
+                   val_loss_min=None if best is None else best["val_loss"],
+                   test_accuracy_at_early_stop=None if best is None else best["test_accuracy"],
+                   test_accuracy_final=evals[-1]["test_accuracy"], supermask_accuracy=evals[0]["test_accuracy"],
+                   seconds=seconds, extra=extra or {}, test_accuracy_best=max(e["test_accuracy"] for e in evals))
+
+
+def evaluate_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float | None, float | None]:
+    """evaluate(), or (None, None) for an empty split (no hold-out: data.val_size = 0)."""
+    return evaluate(model, x, y) if len(x) else (None, None)
 
 
 @dataclass
@@ -291,7 +311,7 @@ def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
     def record_eval(at: int) -> None:
         nonlocal loss_sum, loss_count
         masked.hold()  # a no-op (see MaskedParams), kept as a guard where weights are looked at
-        val_loss, val_acc = evaluate(model, data.val_x, data.val_y)
+        val_loss, val_acc = evaluate_split(model, data.val_x, data.val_y)
         test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
         train_loss = loss_sum.item() / loss_count if loss_count else None
         point = {"iteration": at, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
@@ -345,13 +365,4 @@ def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
                                  seconds_before + now - started)
                 last_checkpoint = now
 
-    best = min(evals, key=lambda e: (e["val_loss"], e["iteration"]))
-    return RoundOutcome(
-        evals=evals,
-        early_stop_iteration=best["iteration"],
-        val_loss_min=best["val_loss"],
-        test_accuracy_at_early_stop=best["test_accuracy"],
-        test_accuracy_final=evals[-1]["test_accuracy"],
-        supermask_accuracy=evals[0]["test_accuracy"],
-        seconds=seconds_before + time.perf_counter() - started,
-    )
+    return RoundOutcome.from_evals(evals, seconds_before + time.perf_counter() - started)

@@ -548,12 +548,13 @@ class LthApp(App[int]):
 def check_model(config: Any) -> None:
     """Builds the model once (on the CPU) so a model that cannot take the dataset fails before a run dir exists."""
     from engine.datasets import DATASETS
-    from engine.models import build_model
+    from engine.models import build_model, model_options
     from engine.training import generator
 
     spec = DATASETS[config.data.name]
     build_model(config.model.name, input_shape=spec.input_shape, num_classes=spec.num_classes,
-                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
+                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"),
+                **model_options(config))
 
 
 def run_app(runs_dir: Path | str | None = None) -> int:

@@ -331,7 +331,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
 def _check_model(config: Any, data: Any, device: Any = None) -> None:
     """Builds the model once so a model that cannot take this dataset, or does not fit the
     device's memory (estimated before allocating), fails before a run dir exists."""
-    from engine.models import build_model, check_fits, estimate_parameters
+    from engine.models import build_model, check_fits, estimate_parameters, model_options
     from engine.training import generator
 
     if device is not None:
@@ -339,7 +339,8 @@ def _check_model(config: Any, data: Any, device: Any = None) -> None:
                                 hidden=config.model.hidden)
         check_fits(n * config.trials if config.parallel_trials is True else n, device, what=f"model {config.model.name!r}")
     build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
-                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
+                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"),
+                **model_options(config))
 
 
 def _toml_string(text: str) -> str:

@@ -145,17 +145,22 @@ def test_unknown_name_lists_allowed(tmp_path: Path) -> None:
     assert "imagenet" in str(err.value)
 
 
-@pytest.mark.parametrize("val_size", [0, -5, 1437, 5000])
+@pytest.mark.parametrize("val_size", [-5, 1437, 5000])
 def test_val_size_out_of_range(tmp_path: Path, val_size: int) -> None:
     with pytest.raises(DatasetError) as err:
         load_dataset("digits", val_size=val_size, data_dir=tmp_path)
     message = str(err.value)
     assert str(val_size) in message
-    assert "1" in message and ("1436" in message or "at least 1" in message)
+    assert "0" in message and ("1436" in message or "0 (no hold-out)" in message)
+
+
+def test_val_size_zero_holds_nothing_out(tmp_path: Path) -> None:
+    data = load_dataset("digits", val_size=0, data_dir=tmp_path)
+    assert len(data.val_x) == len(data.val_y) == 0 and len(data.train_x) == 1437
 
 
 def test_val_size_upper_bound_names_range(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=r"between 1 and 1436"):
+    with pytest.raises(DatasetError, match=r"between 0 and 1436"):
         load_dataset("digits", val_size=1437, data_dir=tmp_path)
 
 

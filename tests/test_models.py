@@ -61,7 +61,7 @@ def cifar_models() -> dict[str, nn.Module]:
 def test_registry_names_and_flags():
     assert list(MODELS) == ["mlp", "lenet-300-100", "conv2", "conv4", "conv6", "vgg16", "vgg19",
                             "resnet20"]
-    assert INIT_SCHEMES == ("glorot-normal", "kaiming-normal")
+    assert INIT_SCHEMES == ("glorot-normal", "kaiming-normal", "torch-default")
     for name, spec in MODELS.items():
         assert spec.name == name
         assert spec.description and "\n" not in spec.description
