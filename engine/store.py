@@ -472,13 +472,20 @@ def run_info(run_dir: Path) -> RunInfo:
     return info
 
 
+def headline_accuracy(point: dict[str, Any]) -> float | None:
+    """A curve point's mean test accuracy at early stop, or its final one when the run held
+    nothing out to early-stop on (data.val_size = 0: the early-stop figures are null)."""
+    value = point.get("test_accuracy_mean")
+    return point.get("test_accuracy_final_mean") if value is None else value
+
+
 def best_point(summary: dict[str, Any]) -> tuple[float, float] | None:
-    """(best mean test accuracy at early stop, its weights remaining) over the curve."""
-    points = [p for p in summary.get("curve", []) if p.get("test_accuracy_mean") is not None]
+    """(best headline_accuracy, its weights remaining) over the curve."""
+    points = [p for p in summary.get("curve", []) if headline_accuracy(p) is not None]
     if not points:
         return None
-    best = max(points, key=lambda p: (p["test_accuracy_mean"], -p["weights_remaining"]))
-    return best["test_accuracy_mean"], best["weights_remaining"]
+    best = max(points, key=lambda p: (headline_accuracy(p), -p["weights_remaining"]))
+    return headline_accuracy(best), best["weights_remaining"]
 
 
 def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:

@@ -15,14 +15,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.store import read_config, read_status, read_summary
+from engine.store import headline_accuracy, read_config, read_status, read_summary
 from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
                  "test_accuracy_at_early_stop", "test_accuracy_final", "supermask_accuracy", "seconds")
-# Round figures only some runs record (the LMC option, mask training): CSV columns when present.
-OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "sampled_mask_accuracy")
+# Round figures only some runs record (the LMC option, mask training; densities and the best
+# test accuracy are absent from runs made before they existed): CSV columns when present.
+OPTIONAL_COLUMNS = ("weights_trainable", "weights_nonzero", "test_accuracy_best", "lmc_barrier", "lmc_stable",
+                    "expected_mask_accuracy", "sampled_mask_accuracy")
 
 
 class ExportError(ValueError):
@@ -81,17 +83,20 @@ def to_markdown(run_dir: Path) -> str:
         lines[-2] = (f"- mask training: {config.experiment}, weights {sm.weights}, {how}, {sm.rounds} rounds (segments of "
                      "one training; a round's figures are those of its expected mask, no early stopping)")
     extra_head = " expected mask acc % | sampled mask acc % |" if masks_trained else ""
+    if config.data.val_size == 0:
+        lines.append("- no hold-out (data.val_size = 0): no early stopping, the early-stop columns are empty")
     lines += [
         "",
-        "| round | weights remaining % | test acc % at early stop | final test acc % | early-stop iteration | supermask acc % |"
-        f"{extra_head} n |",
-        "|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if masks_trained else "") + "---:|",
+        "| round | weights remaining (trainable) % | non-zero in forward % | test acc % at early stop | final test acc % | "
+        f"best test acc % | early-stop iteration | supermask acc % |{extra_head} n |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if masks_trained else "") + "---:|",
     ]
     for point in summary.get("curve", []):
         extra = (f" {_mean_std(point, 'expected_mask_accuracy')} | {_mean_std(point, 'sampled_mask_accuracy')} |"
                  if masks_trained else "")
-        lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | {_mean_std(point, 'test_accuracy')} | "
-                     f"{_mean_std(point, 'test_accuracy_final')} | {_mean_std(point, 'early_stop_iteration', pct=False)} | "
+        lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | {_pct(point.get('weights_nonzero'))} | "
+                     f"{_mean_std(point, 'test_accuracy')} | {_mean_std(point, 'test_accuracy_final')} | "
+                     f"{_mean_std(point, 'test_accuracy_best')} | {_mean_std(point, 'early_stop_iteration', pct=False)} | "
                      f"{_mean_std(point, 'supermask_accuracy')} |{extra} {point['n']} |")
     first_trial = summary["trials"][0]["rounds"] if summary["trials"] else []
     if first_trial:
@@ -101,6 +106,13 @@ def to_markdown(run_dir: Path) -> str:
                   "|---|" + "---:|" * len(first_trial)]
         for layer in layers:
             lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
+        if any(rec.get("layers_nonzero", rec["layers"]) != rec["layers"] for rec in first_trial):
+            lines += ["", "Non-zero in the forward pass per layer (% , trial 0; frozen pruned weights count):", "",
+                      "| layer | " + " | ".join(f"r{rec['round']}" for rec in first_trial) + " |",
+                      "|---|" + "---:|" * len(first_trial)]
+            for layer in layers:
+                lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct((rec.get("layers_nonzero") or {}).get(layer))
+                                                          for rec in first_trial) + " |")
     weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
     lines += _lmc_markdown(run_dir, config, weights)
     lines += _overlap_markdown(run_dir, weights)
@@ -278,10 +290,18 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
         counts = [p.get("n", 1) for p in curve]
         name = one_line(summary.get("run_id") or Path(run_dir).name, 80).replace("$", r"\$")  # no mathtext
         label = f"{name} (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
-        ax_acc.errorbar(x, [100 * p["test_accuracy_mean"] for p in curve], yerr=[100 * p["test_accuracy_std"] for p in curve],
-                        marker="o", ms=3, capsize=2, label=label)
-        ax_stop.errorbar(x, [p["early_stop_iteration_mean"] for p in curve], yerr=[p["early_stop_iteration_std"] for p in curve],
-                         marker="o", ms=3, capsize=2, label=label)
+        key = "test_accuracy" if any(p.get("test_accuracy_mean") is not None for p in curve) else "test_accuracy_final"
+        acc = [100 * p[f"{key}_mean"] for p in curve]
+        line = ax_acc.errorbar(x, acc, yerr=[100 * p[f"{key}_std"] for p in curve], marker="o", ms=3, capsize=2,
+                               label=label + ("" if key == "test_accuracy" else ", final: no hold-out"))
+        nonzero = [100 * p.get("weights_nonzero", p["weights_remaining"]) for p in curve]
+        if nonzero != x:  # freezing mask-0 actions: the same accuracies at the forward pass's density
+            ax_acc.plot(nonzero, acc, linestyle="--", marker="x", ms=3, color=line[0].get_color(),
+                        label=f"{name} at non-zero % of the forward pass")
+        stops = [(xi, p) for xi, p in zip(x, curve) if p.get("early_stop_iteration_mean") is not None]
+        if stops:
+            ax_stop.errorbar([xi for xi, _ in stops], [p["early_stop_iteration_mean"] for _, p in stops],
+                             yerr=[p["early_stop_iteration_std"] for _, p in stops], marker="o", ms=3, capsize=2, label=label)
     for ax, ylabel in ((ax_acc, "test accuracy at early stop (%)"), (ax_stop, "early-stop iteration")):
         ax.set_xscale("log")
         ax.invert_xaxis()
@@ -351,7 +371,7 @@ def group_markdown(folder: Path) -> str:
         values = " | ".join(md_text(entry["swept"].get(k, "")) for k in group.get("axes", {}))
         curve = summary.get("curve", []) if summary else []
         if curve:
-            best = max(curve, key=lambda p: p["test_accuracy_mean"])
+            best = max(curve, key=lambda p: headline_accuracy(p) or 0.0)
             last = curve[-1]
             figures = (f"{_mean_std(best, 'test_accuracy')} | {_pct(best['weights_remaining'])} | "
                        f"{_mean_std(last, 'test_accuracy')} | {_pct(last['weights_remaining'])}")

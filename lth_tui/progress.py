@@ -70,11 +70,20 @@ class ProgressView:
             summary = read_summary(run_dir)
         except StoreError:
             return
-        table = Table(title="test accuracy at early stop vs weights remaining", title_justify="left")
-        for column in ("round", "weights %", "acc % (mean)", "± std", "early stop", "supermask %", "n"):
+        curve = summary.get("curve", [])
+        held_out = any(p.get("test_accuracy_mean") is not None for p in curve)
+        what = "at early stop" if held_out or not curve else "final (no hold-out)"
+        table = Table(title=f"test accuracy {what} vs weights remaining", title_justify="left")
+        for column in ("round", "weights %", "non-zero %", "acc % (mean)", "± std", "best %", "early stop", "supermask %", "n"):
             table.add_column(column, justify="right")
-        for p in summary.get("curve", []):
-            table.add_row(str(p["round"]), f"{100 * p['weights_remaining']:.2f}", f"{100 * p['test_accuracy_mean']:.2f}",
-                          f"{100 * p['test_accuracy_std']:.2f}", f"{p['early_stop_iteration_mean']:.0f}",
-                          f"{100 * p['supermask_accuracy_mean']:.2f}", str(p["n"]))
+
+        def cell(value: float | None, scale: float = 100.0, digits: int = 2) -> str:
+            return "–" if value is None else f"{scale * value:.{digits}f}"
+
+        for p in curve:
+            key = "test_accuracy" if held_out else "test_accuracy_final"
+            table.add_row(str(p["round"]), cell(p["weights_remaining"]), cell(p.get("weights_nonzero")),
+                          cell(p.get(f"{key}_mean")), cell(p.get(f"{key}_std")), cell(p.get("test_accuracy_best_mean")),
+                          cell(p.get("early_stop_iteration_mean"), 1.0, 0), cell(p.get("supermask_accuracy_mean")),
+                          str(p["n"]))
         self.console.print(table)

@@ -44,7 +44,7 @@ BAD = [
     ('[prune\nrounds = 2\n', "TOML syntax error", "bad.toml"),
     ('[data]\nname = "mnist"\n', "--download", "--data-dir"),
     ('[model]\nname = "conv2"\n[data]\nname = "mnist1d"\n', "conv2", "mlp"),
-    ('[data]\nval_size = 99999\n', "val_size", "between 1 and"),
+    ('[data]\nval_size = 99999\n', "val_size", "between 0 and"),
     ('[prune]\nrewind_iteration = 5000\n', "prune.rewind_iteration", "below train.iterations"),
 ]
 

@@ -51,10 +51,17 @@ def test_paper_recipes_match_their_tables():
         c = load_config(builtin_dir() / f"{name}-cifar10.toml")
         assert (c.train.lr, c.train.iterations, c.prune.rate["conv"], c.train.batch_size) == (lr, Step(its), conv, 60)
     resnet = load_config(builtin_dir() / "resnet20-cifar10.toml")
-    schedule = resolve_schedule(resnet, 45000)
-    per_epoch = 45000 // 128
-    assert schedule.iterations == 160 * per_epoch and schedule.milestones == (80 * per_epoch, 120 * per_epoch)
+    schedule = resolve_schedule(resnet, 50000)  # OpenLTH holds nothing out: all 50,000 images train
+    assert schedule.iterations_per_epoch == 391 and schedule.iterations == 62560  # ceil(50000 / 128) per epoch
+    assert schedule.milestones == (80 * 391, 120 * 391)
     assert resnet.prune.scope == "global" and resnet.train.momentum == 0.9 and resnet.train.weight_decay == 1e-4
+    # OpenLTH's cifar_resnet_20 prunes every layer, fc included; cifar_vgg_16 ignores fc.weight
+    assert resnet.prune.rate == {"conv": 0.2, "fc": 0.2, "output": 0.2}
+    vgg = load_config(builtin_dir() / "vgg16-cifar10.toml")
+    assert vgg.prune.rate["output"] == 0.0 and vgg.prune.rate["conv"] == 0.2
+    for c in (resnet, vgg):
+        assert (c.data.val_size, c.model.bn_init, c.model.bias_init, c.train.last_batch) == (0, "uniform", "torch-default", "keep")
+    assert resolve_schedule(from_dict({"train": {"batch_size": 128}}), 50000).iterations_per_epoch == 390  # "drop" stays the default
 
 
 def test_overrides_parse_toml_values_and_bare_strings():

@@ -34,6 +34,7 @@ from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.screens.analysis import (barrier_plot, fit_spec, interpolation_plot, lmc_rounds, n_label, overlap_table,
                                       read_analysis, rewind_plot, start_rewind_point)
+from lth_tui.screens.density_view import headline, layer_cell, nonzero_series
 
 MAIN_COLOR = "#56b4e9"
 OVERLAY_COLOR = "#e69f00"
@@ -219,7 +220,8 @@ class RunModel:
                     figures = (f"expected-mask acc {_pct(ev.get('expected_mask_accuracy'))}, sampled-mask acc "
                                f"{_pct(ev.get('sampled_mask_accuracy'))}")
                 else:
-                    figures = f"test acc {100 * (acc or 0):.2f}% at early stop (it {ev.get('early_stop_iteration')})"
+                    figures = (f"test acc {_pct(acc)} at early stop (it {ev.get('early_stop_iteration')})" if acc is not None
+                               else f"final test acc {_pct(ev.get('test_accuracy_final'))} (no hold-out)")
                 self.log.append(Text(f"trial {t + 1} round {ev.get('round')} done: {figures}, "
                                      f"{100 * ev.get('weights_remaining', 1):.2f}% weights, "
                                      f"{fmt_seconds(ev.get('seconds'))}{extra}", style="green"))
@@ -274,14 +276,14 @@ class RunModel:
         points = []
         for r, recs in sorted(by_round.items()):
             wr, _ = _mean_std([x.get("weights_remaining") for x in recs])
-            acc, acc_std = _mean_std([x.get("test_accuracy_at_early_stop") for x in recs])
+            acc, acc_std = _mean_std([headline(x) for x in recs])  # final accuracy when nothing was held out
             es, es_std = _mean_std([x.get("early_stop_iteration") for x in recs])
             final, final_std = _mean_std([x.get("test_accuracy_final") for x in recs])
             point = {"round": r, "weights_remaining": wr, "acc": acc, "acc_std": acc_std, "es": es,
                      "es_std": es_std, "final": final, "final_std": final_std, "n": len(recs)}
             # figures only some runs record: expected / sampled mask accuracy (mask training), LMC barrier
             for key, name in (("expected_mask_accuracy", "exp"), ("sampled_mask_accuracy", "smp"),
-                              ("lmc_barrier", "lmc"), ("weights_remaining", "wr")):
+                              ("lmc_barrier", "lmc"), ("weights_remaining", "wr"), ("weights_nonzero", "nz")):
                 values = [x.get(key) for x in recs if x.get(key) is not None]
                 point[name], point[name + "_std"] = _mean_std(values)
                 point[name + "_n"] = len(values)
@@ -374,7 +376,7 @@ def curve_series(model: RunModel, metric: str, color: str | None, label: str | N
     if not points:
         return None
     scale = 100.0 if metric in ("acc", "final", "exp", "smp", "lmc", "wr") else 1.0
-    xscale = 100.0 if x == "weights_remaining" else 1.0
+    xscale = 100.0 if x in ("weights_remaining", "nz") else 1.0
     counts = [p.get(metric + "_n", p["n"]) for p in points]
     return Series(f"{label or model.label()} ({n_label(counts)})", x=tuple(xscale * p[x] for p in points),
                   y=tuple(scale * p[metric] for p in points), yerr=tuple(scale * p[metric + "_std"] for p in points),
@@ -645,8 +647,7 @@ class RunScreen(Screen):
         ):
             series = []
             main = curve_series(self.model, metric, MAIN_COLOR)
-            if main is not None:
-                series.append(main)
+            series += [s for s in (main, nonzero_series(self.model, metric, curve_series, EXTRA_COLORS[1])) if s is not None]
             if self.overlay is not None:
                 other = curve_series(self.overlay, metric, OVERLAY_COLOR)
                 if other is not None:
@@ -890,11 +891,9 @@ class RunScreen(Screen):
         for r in rounds:
             for name in names:
                 values = [v[name] for (t, rr), v in self.model.layers.items() if rr == r and name in v]
-                mean, _ = _mean_std(values)
-                table.update_cell(name, f"r{r}", "" if mean != mean else f"{100 * mean:.1f}")
+                table.update_cell(name, f"r{r}", layer_cell(self.model, r, name, _mean_std(values)[0]))
             overall = [w for (t, rr), w in self.model.weights.items() if rr == r]
-            mean, _ = _mean_std(overall)
-            table.update_cell("all weights", f"r{r}", "" if mean != mean else Text(f"{100 * mean:.1f}", style="bold"))
+            table.update_cell("all weights", f"r{r}", layer_cell(self.model, r, None, _mean_std(overall)[0]))
 
     # -- masks -------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ METRICS = (
     ("early_stop_iteration", "early-stop iteration", 1.0),
     ("test_accuracy_final", "final test accuracy (%)", 100.0),
     ("supermask_accuracy", "supermask accuracy (%)", 100.0),
+    ("test_accuracy_best", "best test accuracy over training (%)", 100.0),
     # only some runs record these (mask training, the LMC option); the compare view skips a
     # metric none of the compared runs has
     ("expected_mask_accuracy", "expected-mask accuracy (%)", 100.0),
@@ -287,9 +288,10 @@ def _overlap_label(info: Any) -> str:
     return f"{info.run_id[-6:]} {_trunc(info.criterion or info.preset, 24)}"
 
 
-def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: str, scale: float) -> tuple[Series, ...]:
-    """One series per run with a curve: x = % weights remaining, y = the metric's mean ± std over
-    trials, n (the trials behind the points) in the label."""
+def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: str, scale: float,
+                   density: str = "weights_remaining") -> tuple[Series, ...]:
+    """One series per run with a curve: x = % weights remaining (or `density`, e.g. weights_nonzero,
+    where a run records it), y = the metric's mean ± std over trials, n (the trials behind the points) in the label."""
     out = []
     for index, (path, summary) in enumerate(summaries):
         points = [p for p in (summary or {}).get("curve", []) if p.get(f"{metric}_mean") is not None]
@@ -305,7 +307,7 @@ def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: 
         counts = [int(p.get(f"{metric}_n", p.get("n", 1)) or 0) for p in points]
         lo, hi = min(counts), max(counts)
         label += f" (n={lo})" if lo == hi else f" (n={lo}–{hi})"
-        out.append(Series(label, x=tuple(100 * p["weights_remaining"] for p in points),
+        out.append(Series(label, x=tuple(100 * p.get(density, p["weights_remaining"]) for p in points),
                           y=tuple(scale * p[f"{metric}_mean"] for p in points),
                           yerr=tuple(scale * (p.get(f"{metric}_std") or 0.0) for p in points),
                           color=COLORS[index % len(COLORS)]))
@@ -318,6 +320,9 @@ class CompareScreen(Screen):
     BINDINGS = [
         Binding("escape", "close", "Back", id="compare.back"),
         Binding("m", "metric", "Metric", id="compare.metric"),
+        Binding("d", "density", "Density axis", id="compare.density",
+                tooltip="Density axis: weights remaining (trainable) or non-zero in the forward pass (they differ "
+                        "under the freezing mask-0 actions)"),
         Binding("o", "overlap", "Mask overlap", id="compare.overlap",
                 tooltip="Mask overlap: Jaccard matrix of these runs' masks at a chosen round"),
         Binding("e", "export", "Export PNG", id="compare.export"),
@@ -329,6 +334,7 @@ class CompareScreen(Screen):
         self.run_dirs = list(run_dirs)
         self.summaries: list[tuple[Path, dict[str, Any] | None]] = []
         self.metric = 0
+        self.density = "weights_remaining"  # or "weights_nonzero" (engine/density.py)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -352,7 +358,7 @@ class CompareScreen(Screen):
         self.summaries = [(p, s) for p, s, _ in summaries]
         problems = [f"{p.name}: {e}" for p, _, e in summaries if e]
         legend = self.query_one("#compare-legend", Static)
-        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · o: mask overlap · e: export PNG · esc: back",
+        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · d: density axis · o: mask overlap · e: export PNG · esc: back",
                     style="dim")
         if problems:
             text.append("\n" + "; ".join(problems), style="red")
@@ -366,15 +372,20 @@ class CompareScreen(Screen):
 
     def _draw(self) -> None:
         key, label, scale = METRICS[self.metric]
+        axis = "weights remaining" if self.density == "weights_remaining" else "non-zero weights (forward pass)"
         self.query_one("#compare-plot", PlotView).set_plot(PlotSpec(
             # a short y label: plotext's bottom row holds both labels and a long one runs into the x label
-            title=f"{label} vs weights remaining", xlabel="weights remaining (%)",
-            ylabel="%" if scale == 100.0 else "iteration", series=compare_series(self.summaries, key, scale), xlog=True, xreverse=True, ylim=None,
+            title=f"{label} vs {axis}", xlabel=f"{axis} (%)", ylabel="%" if scale == 100.0 else "iteration",
+            series=compare_series(self.summaries, key, scale, self.density), xlog=True, xreverse=True, ylim=None,
             empty_message="none of these runs has a finished round yet"))
 
     @property
     def spec(self) -> PlotSpec:
         return self.query_one("#compare-plot", PlotView).spec
+
+    def action_density(self) -> None:
+        self.density = "weights_nonzero" if self.density == "weights_remaining" else "weights_remaining"
+        self._draw()
 
     def action_metric(self) -> None:
         shown = self.metrics()
