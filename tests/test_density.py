@@ -141,3 +141,4 @@ async def test_run_screen_shows_the_non_zero_density(runs, tmp_path):
                        and len(sparsity.spec.series) == 1 and len(sparsity.spec.series[0].x) == 2)
         finals = [100 * r["test_accuracy_final"] for r in read_summary(runs["nohold"])["trials"][0]["rounds"]]
         assert sparsity.spec.series[0].y == pytest.approx(finals)
+        assert sparsity.spec.title.startswith("Test accuracy final (no hold-out) (%)")

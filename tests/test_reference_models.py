@@ -81,3 +81,22 @@ def test_greydanus_preset_follows_the_notebook():
     assert (1 - c.prune.rate["fc"]) ** c.prune.rounds <= 0.02  # the reproduction goes down to <= 2% weights
     lottery = load_config(PRESETS / "mnist1d-lottery.toml")  # kept as it was
     assert lottery.config_hash()[:16] == "d7b410df3b43db10"
+
+
+def test_last_batch_keep_covers_every_example_once_per_epoch():
+    """OpenLTH's epochs: ceil(N / batch) steps, the last one short, every training example once."""
+    from engine.datasets import load_dataset
+    from engine.feeding import Batches
+
+    data = load_dataset("digits", val_size=300)  # 1137 training examples
+    config = from_dict({"train": {"batch_size": 100, "last_batch": "keep", "iterations": "2ep"}})
+    schedule = resolve_schedule(config, len(data.train_x))
+    assert schedule.iterations_per_epoch == 12 and schedule.iterations == 24
+    batches = Batches(data, lambda epoch: torch.randperm(len(data.train_x), generator=generator(0, "order", epoch)),
+                      100, schedule.iterations_per_epoch, torch.device("cpu"))
+    for epoch in range(2):
+        seen = torch.cat([batches.index(epoch * 12 + i) for i in range(12)])
+        assert [len(batches.index(epoch * 12 + i)) for i in (0, 11)] == [100, 37]
+        assert sorted(seen.tolist()) == list(range(1137))
+    drop = resolve_schedule(from_dict({"train": {"batch_size": 100, "iterations": "2ep"}}), len(data.train_x))
+    assert drop.iterations_per_epoch == 11

@@ -13,13 +13,21 @@ from typing import Any, Callable
 
 from rich.text import Text
 
-__all__ = ["headline", "layer_cell", "nonzero_series"]
+__all__ = ["accuracy_kind", "headline", "layer_cell", "nonzero_series"]
 
 
 def headline(record: dict[str, Any]) -> float | None:
     """A round's test accuracy at early stop, or its final one when nothing was held out (val_size = 0)."""
     value = record.get("test_accuracy_at_early_stop")
     return record.get("test_accuracy_final") if value is None else value
+
+
+def accuracy_kind(model: Any) -> str:
+    """What the curve's accuracy is: "at early stop", or "final (no hold-out)" for a run without one."""
+    records = list(model.records.values())
+    if records and all(rec.get("test_accuracy_at_early_stop") is None for rec in records):
+        return "final (no hold-out)"
+    return "at early stop"
 
 
 def _differs(model: Any) -> bool:

@@ -34,7 +34,7 @@ from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.screens.analysis import (barrier_plot, fit_spec, interpolation_plot, lmc_rounds, n_label, overlap_table,
                                       read_analysis, rewind_plot, start_rewind_point)
-from lth_tui.screens.density_view import headline, layer_cell, nonzero_series
+from lth_tui.screens.density_view import accuracy_kind, headline, layer_cell, nonzero_series
 
 MAIN_COLOR = "#56b4e9"
 OVERLAY_COLOR = "#e69f00"
@@ -642,7 +642,7 @@ class RunScreen(Screen):
             self._draw_mask_curves()
             return
         for plot_id, metric, ylabel, title in (
-            ("#sparsity-plot", "acc", "acc %", "Test accuracy at early stop (%) vs weights remaining (%)"),
+            ("#sparsity-plot", "acc", "acc %", f"Test accuracy {accuracy_kind(self.model)} (%) vs weights remaining (%)"),
             ("#stop-plot", "es", "iteration", "Early-stop iteration vs weights remaining (%)"),
         ):
             series = []
