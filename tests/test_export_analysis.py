@@ -129,7 +129,7 @@ def test_csv_and_json_carry_the_analysis(runs: dict[str, Path]) -> None:
 def test_supermask_markdown_has_expected_and_sampled_columns(runs: dict[str, Path]) -> None:
     run_dir = runs["supermask"]
     md = to_markdown(run_dir)
-    header = _row(md, "| round | weights remaining %")
+    header = _row(md, "| round | weights remaining (trainable) %")
     assert header[-3:] == ["expected mask acc %", "sampled mask acc %", "n"]
     assert "mask training: supermask" in md and "## Linear mode connectivity" not in md
     for r in range(3):

@@ -206,9 +206,9 @@ class RunModel:
                 acc = ev.get("test_accuracy")
                 loss = ev.get("val_loss")
                 sampled = ev.get("sampled_test_accuracy")
-                self.log.append(Text(f"  t{t + 1} r{r} it {it}: val loss {loss:.4f}  test acc {100 * acc:.2f}%"
-                                     + (f" (sampled mask {100 * sampled:.2f}%)" if sampled is not None else "")
-                                     if acc is not None and loss is not None else f"  t{t + 1} r{r} it {it}", style="dim"))
+                self.log.append(Text(f"  t{t + 1} r{r} it {it}: " + ("" if loss is None else f"val loss {loss:.4f}  ")
+                                     + f"test acc {100 * acc:.2f}%" + (f" (sampled mask {100 * sampled:.2f}%)" if sampled is not None else "")
+                                     if acc is not None else f"  t{t + 1} r{r} it {it}", style="dim"))
                 dirty |= {"progress", "train"}
             elif kind == "round_end" and t is not None:
                 self._record(t, ev)
