@@ -142,3 +142,23 @@ async def test_run_screen_shows_the_non_zero_density(runs, tmp_path):
         finals = [100 * r["test_accuracy_final"] for r in read_summary(runs["nohold"])["trials"][0]["rounds"]]
         assert sparsity.spec.series[0].y == pytest.approx(finals)
         assert sparsity.spec.title.startswith("Test accuracy final (no hold-out) (%)")
+
+
+async def test_compare_switches_the_density_axis(runs):
+    from lth_tui.screens.runs import CompareScreen
+
+    app = LthApp(runs["frozen"].parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        screen = CompareScreen([runs["frozen"], runs["nohold"]])
+        app.push_screen(screen)
+        await wait_for(pilot, lambda: app.screen is screen and len(screen.spec.series) == 1, 20)
+        # the default metric is the accuracy at early stop, which the no-hold-out run does not have
+        frozen = read_summary(runs["frozen"])["curve"]
+        assert screen.spec.xlabel == "weights remaining (%)"
+        assert screen.spec.series[0].x == pytest.approx(tuple(100 * p["weights_remaining"] for p in frozen))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: screen.spec.xlabel == "non-zero weights (forward pass) (%)")
+        assert screen.spec.series[0].x == (100.0, 100.0)
+        await pilot.press("m", "m")  # early-stop iteration, then the final accuracy: both runs
+        await wait_for(pilot, lambda: len(screen.spec.series) == 2)
