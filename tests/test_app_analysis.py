@@ -222,7 +222,7 @@ async def test_runs_screen_overlap_matrix_and_compare_labels(store: dict[str, Pa
         labels = {s.label for s in app.screen.spec.series}
         assert any("(n=2)" in label for label in labels) and any("supermask (n=1)" in label for label in labels)
         shown = [app.screen.spec.title]
-        for _ in range(6):
+        for _ in range(7):  # the metrics some run records now include test_accuracy_best
             await pilot.press("m")
             await pilot.pause()
             shown.append(app.screen.spec.title)
