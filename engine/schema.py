@@ -96,7 +96,8 @@ def check_status(status: Any) -> dict[str, Any]:
 
 ROUND_NUMBERS = ("weights_remaining", "val_loss_min", "test_accuracy_at_early_stop", "test_accuracy_final",
                  "supermask_accuracy", "seconds", "early_stop_iteration", "lmc_barrier", "batched_seconds",
-                 "expected_mask_accuracy", "sampled_mask_accuracy")
+                 "expected_mask_accuracy", "sampled_mask_accuracy", "weights_trainable", "weights_nonzero",
+                 "test_accuracy_best")
 
 
 def check_round(record: Any, where: str = "round") -> dict[str, Any]:
@@ -106,18 +107,19 @@ def check_round(record: Any, where: str = "round") -> dict[str, Any]:
     _number(f"{where}.weights_remaining", record.get("weights_remaining"), optional=False)
     for key in ROUND_NUMBERS:
         _number(f"{where}.{key}", record.get(key))
-    for key in ("kept", "total", "batched_trials"):
+    for key in ("kept", "total", "batched_trials", "nonzero"):
         _int(f"{where}.{key}", record.get(key))
-    layers = record.get("layers")
-    if layers is not None:
-        for name, value in _dict(f"{where}.layers", layers).items():
-            _number(f"{where}.layers[{_short(name)}]", value, optional=False)
+    for field in ("layers", "layers_nonzero"):  # per-layer fractions (engine/density.py)
+        layers = record.get(field)
+        if layers is not None:
+            for name, value in _dict(f"{where}.{field}", layers).items():
+                _number(f"{where}.{field}[{_short(name)}]", value, optional=False)
     return record
 
 
 CURVE_NUMBERS = ("test_accuracy_mean", "test_accuracy_std", "test_accuracy_final_mean", "test_accuracy_final_std",
                  "early_stop_iteration_mean", "early_stop_iteration_std", "supermask_accuracy_mean",
-                 "supermask_accuracy_std")
+                 "supermask_accuracy_std", "weights_trainable", "weights_nonzero")
 
 
 def check_summary(summary: Any) -> dict[str, Any]:
