@@ -27,7 +27,7 @@ from cli_driver import (Variant, accuracy_key, common_arguments, markdown_table,
 PRESET = "mnist1d-greydanus"
 MASK0 = ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all")
 VARIANTS = [Variant(m, {"prune.criterion": "large_final", "prune.mask1": "rewind", "prune.mask0": m}) for m in MASK0]
-FORWARD_DENSITY = "forward_density"
+FORWARD_DENSITY = "weights_nonzero"
 
 
 def main() -> None:
