@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -177,6 +178,9 @@ def report(title: str, finished: Sequence[Finished], table: str, started: float,
     print()
     for f in finished:
         print(f"- {f.variant.label}: `{f.run_dir.name}`, {f.seconds / 60:.1f} min")
-    print(f"\nWall time: {(time.perf_counter() - started) / 60:.1f} min ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage.ru_utime + usage.ru_stime) / 60
+    print(f"\nWall time: {(time.perf_counter() - started) / 60:.1f} min; CPU time of the runs: {cpu:.1f} min "
+          f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).")
     if notes is not None:
         print("\n" + notes())
