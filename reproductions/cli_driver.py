@@ -55,6 +55,8 @@ def common_arguments(description: str, *, trials: int, preset: str, jobs: int = 
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     parser.add_argument("--data-dir", help="MNIST / CIFAR-10 files (passed to `lth-tui run --data-dir`)")
     parser.add_argument("--download", action="store_true", help="let `lth-tui run` download missing datasets")
+    parser.add_argument("--no-reuse", dest="reuse", action="store_false",
+                        help="run every variant again even when the runs dir has a run of the same command")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra override for every variant (e.g. prune.rounds=3 for a quick look)")
     return parser
@@ -75,8 +77,50 @@ def lth_tui_command() -> list[str]:
     return [sys.executable, "-m", "lth_tui.cli"]
 
 
+INDEX = "reproductions-index.json"
+
+
+def _index_key(command: list[str]) -> str:
+    """What identifies a run for reuse: the `lth-tui run` arguments after the interpreter."""
+    return json.dumps(command[len(lth_tui_command()):])
+
+
+def _read_index(runs_dir: Path) -> dict[str, str]:
+    try:
+        index = json.loads((runs_dir / INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in index.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(index, dict) else {}
+
+
+def _remember(runs_dir: Path, command: list[str], run_dir: Path) -> None:
+    index = _read_index(runs_dir)
+    index[_index_key(command)] = run_dir.name
+    tmp = runs_dir / f".{INDEX}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    os.replace(tmp, runs_dir / INDEX)
+
+
+def _reusable(runs_dir: Path, command: list[str]) -> Path | None:
+    """A run of this exact command in the runs dir: done, or still going (then wait for it)."""
+    name = _read_index(runs_dir).get(_index_key(command))
+    if not name or "/" in name:
+        return None
+    run_dir = runs_dir / name
+    while True:
+        try:
+            state = json.loads((run_dir / "status.json").read_text(encoding="utf-8")).get("state")
+        except (OSError, ValueError):
+            return None
+        if state == "done":
+            return run_dir
+        if state not in ("running", "queued"):
+            return None
+        time.sleep(10)
+
+
 def run_variant(variant: Variant, args: argparse.Namespace) -> Finished:
-    """Runs one variant to the end through `lth-tui run` and reads its summary."""
+    """Runs one variant to the end through `lth-tui run` (or reuses the same run) and reads its summary."""
     command = [*lth_tui_command(), "run", variant.preset or args.preset, "--quiet", "--runs-dir", str(args.runs_dir),
                "--trials", str(args.trials), "--device", args.device]
     if getattr(args, "data_dir", None):
@@ -91,15 +135,29 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> Finished:
     if args.device == "cpu":
         env.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
-    proc = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seconds = time.perf_counter() - start
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{variant.label}: `{' '.join(command)}` exited {proc.returncode}:\n{proc.stderr[-2000:]}")
-    run_dir = Path(lines[0].strip())
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = _reusable(args.runs_dir, command) if args.reuse else None
+    if run_dir is None:
+        proc = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"{variant.label}: `{' '.join(command)}` exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        run_dir = Path(lines[0].strip())
+        _remember(args.runs_dir, command, run_dir)
+    seconds = _run_seconds(run_dir, time.perf_counter() - start)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     print(f"  {variant.label}: {run_dir.name} in {seconds / 60:.1f} min", file=sys.stderr, flush=True)
     return Finished(variant, run_dir, seconds, summary)
+
+
+def _run_seconds(run_dir: Path, fallback: float) -> float:
+    """The run's own wall time (first to last event), so a reused run reports what it took."""
+    try:
+        lines = (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()
+        first, last = json.loads(lines[0]), json.loads(lines[-1])
+        return float(last["time"]) - float(first["time"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return fallback
 
 
 def run_all(variants: Sequence[Variant], args: argparse.Namespace) -> list[Finished]:

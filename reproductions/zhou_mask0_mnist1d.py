@@ -26,7 +26,9 @@ from cli_driver import (Variant, accuracy_key, common_arguments, markdown_table,
 
 PRESET = "mnist1d-greydanus"
 MASK0 = ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all")
-VARIANTS = [Variant(m, {"prune.criterion": "large_final", "prune.mask1": "rewind", "prune.mask0": m}) for m in MASK0]
+# `zero` is the preset's own mask-0: that run is tickets_mnist1d.py's ticket, reused when present.
+VARIANTS = [Variant(m, {"prune.criterion": "large_final", "prune.mask1": "rewind", **({} if m == "zero" else {"prune.mask0": m})})
+            for m in MASK0]
 FORWARD_DENSITY = "weights_nonzero"
 
 
