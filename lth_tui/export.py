@@ -22,7 +22,11 @@ FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
                  "test_accuracy_at_early_stop", "test_accuracy_final", "supermask_accuracy", "seconds")
 # Round figures only some runs record (the LMC option, mask training): CSV columns when present.
-OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "sampled_mask_accuracy")
+OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "sampled_mask_accuracy",
+                    "successive_barrier", "successive_barrier_train", "successive_barrier_unprojected",
+                    "successive_barrier_unprojected_train", "successive_l2", "successive_cosine",
+                    "successive_l2_unprojected", "successive_cosine_unprojected", "rewind_distance",
+                    "rewind_distance_previous")
 
 
 class ExportError(ValueError):
