@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.store import read_config, read_status, read_summary
 from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
+from lth_tui.stability import read_successive, stability_markdown, successive_markdown
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
@@ -43,6 +44,13 @@ def _write(target: Path, data: str | bytes) -> Path:
 def _length(step: Any) -> str:
     """"1500 iterations" or "160 epochs" for a config length."""
     return f"{step.count} {'epochs' if step.unit == 'ep' else 'iterations'}"
+
+
+def _scaled(train: Any) -> str:
+    """The learning rate trained with, when it follows the batch size (train.lr_scaling = "linear")."""
+    if getattr(train, "lr_scaling", "none") != "linear":
+        return ""
+    return f" (linear scaling from batch {train.lr_reference_batch}: {train.lr * train.lr_scale():g})"
 
 
 def _pct(x: float | None) -> str:
@@ -72,7 +80,7 @@ def to_markdown(run_dir: Path) -> str:
         f"- state: {md_text(summary.get('state') or status['state'])}",
         f"- preset: {md_text(status.get('preset') or config.name)} — {md_text(config.description)}",
         f"- data: {config.data.name} (val {config.data.val_size}); model: {config.model.name} ({config.model.init})",
-        f"- training: {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
+        f"- training: {t.optimizer} lr {t.lr:g}{_scaled(t)}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
         f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to {_length(p.rewind_iteration)}",
         f"- trials: {config.trials} (seeds {config.seed}..{config.seed + config.trials - 1})",
@@ -107,6 +115,7 @@ def to_markdown(run_dir: Path) -> str:
             lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
     weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
     lines += _lmc_markdown(run_dir, config, weights)
+    lines += successive_markdown(run_dir)
     lines += _overlap_markdown(run_dir, weights)
     return "\n".join(lines) + "\n"
 
@@ -237,6 +246,9 @@ def to_json(run_dir: Path) -> str:
     lmc = read_lmc_records(run_dir)
     if lmc:
         summary["lmc"] = lmc
+    successive = read_successive(run_dir)
+    if successive:
+        summary["successive"] = successive
     if any(Path(run_dir).glob("trial-*/round-*/mask.safetensors")):
         try:
             from engine.overlap import run_overlaps
@@ -373,6 +385,7 @@ def group_markdown(folder: Path) -> str:
                 point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
                 cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += stability_markdown([(entry, summary) for entry, _, summary, _ in entries])
     lines += _group_overlap_markdown([(run_dir, _run_label(entry["swept"])) for entry, run_dir, _, _ in entries])
     return "\n".join(lines) + "\n"
 
