@@ -19,6 +19,9 @@ the ticket is matching. This module measures that, for every round r >= 1 of a t
   similarity between the two ends over every trainable parameter (float64).
 * each solution's L2 distance from its rewind point: the round's start.safetensors (θ0 or θk
   under its mask, after the mask-1 actions), also relative to the norm of that start.
+* Maene et al.'s angular distance (their section 4.1): 2·∠(θ_{r-1} ⊙ m, θ_r ⊙ m)/π over the
+  prunable weights, m = round r's mask (the intersection of the two masks, as IMP's masks
+  are nested): 0 for the same direction, about 1 for unrelated networks.
 
 The interpolation and the barrier are engine/lmc.py's (one definition for both analyses).
 Train error is over the whole training split (unaugmented) when it lives on the evaluation
@@ -49,7 +52,7 @@ from engine.lmc import barrier, batchnorm_examples, error_curve
 from engine.store import RunWriter, StoreError, load_tensors, read_json, write_json_atomic
 from engine.training import Cancelled, generator
 
-__all__ = ["FILE", "ROUND_FIELDS", "TRAIN_EXAMPLES_OFF_DEVICE", "connectivity", "project", "round_fields",
+__all__ = ["FILE", "ROUND_FIELDS", "TRAIN_EXAMPLES_OFF_DEVICE", "angular_distance", "connectivity", "project", "round_fields",
            "round_successive", "run_successive", "solution_distance"]
 
 FILE = "successive.json"
@@ -58,8 +61,8 @@ TRAIN_EXAMPLES_OFF_DEVICE = 10000
 # CSV export carry them like lmc_barrier).
 ROUND_FIELDS = ("successive_barrier", "successive_barrier_train", "successive_barrier_unprojected",
                 "successive_barrier_unprojected_train", "successive_l2", "successive_cosine",
-                "successive_l2_unprojected", "successive_cosine_unprojected", "rewind_distance",
-                "rewind_distance_previous")
+                "successive_l2_unprojected", "successive_cosine_unprojected", "successive_angular",
+                "rewind_distance", "rewind_distance_previous")
 
 Tensors = dict[str, torch.Tensor]
 
@@ -87,6 +90,14 @@ def solution_distance(a: Tensors, b: Tensors, names: list[str]) -> dict[str, flo
         norm_b += float((y * y).sum())
     cosine = dot / math.sqrt(norm_a * norm_b) if norm_a > 0 and norm_b > 0 else None
     return {"l2": math.sqrt(diff), "cosine": cosine}
+
+
+def angular_distance(a: Tensors, b: Tensors, masks: dict[str, torch.Tensor]) -> float | None:
+    """2·angle/π between a ⊙ m and b ⊙ m over the masked tensors (Maene et al. 2021, 4.1);
+    None when either is all zeros there."""
+    cosine = solution_distance({n: a[n] * masks[n] for n in masks}, {n: b[n] * masks[n] for n in masks},
+                               list(masks))["cosine"]
+    return None if cosine is None else 2 * math.acos(max(-1.0, min(1.0, cosine))) / math.pi
 
 
 def _train_split(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +145,7 @@ def connectivity(model: nn.Module, data: Dataset, previous: tuple[Tensors, Tenso
     return {"points": points, "weights_remaining": kept / total if total else 1.0,
             "projected": _path(work, data, project(prev_final, cur_final, masks), cur_final, points, names, bn_x, train),
             "unprojected": _path(work, data, prev_final, cur_final, points, names, bn_x, train),
+            "angular_distance": angular_distance(prev_final, cur_final, masks),
             "distance_from_rewind": {"previous": _from_start(prev_final, prev_start, names),
                                      "current": _from_start(cur_final, cur_start, names)},
             "distance_over": "every trainable parameter (float64)",
@@ -149,7 +161,8 @@ def round_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {"successive_barrier": proj["barrier"], "successive_barrier_train": proj["barrier_train"],
             "successive_barrier_unprojected": unproj["barrier"], "successive_barrier_unprojected_train": unproj["barrier_train"],
             "successive_l2": proj["l2"], "successive_cosine": proj["cosine"], "successive_l2_unprojected": unproj["l2"],
-            "successive_cosine_unprojected": unproj["cosine"], "rewind_distance": dist["current"]["l2"],
+            "successive_cosine_unprojected": unproj["cosine"], "successive_angular": record.get("angular_distance"),
+            "rewind_distance": dist["current"]["l2"],
             "rewind_distance_previous": dist["previous"]["l2"]}
 
 

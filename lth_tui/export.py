@@ -26,8 +26,8 @@ ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iter
 OPTIONAL_COLUMNS = ("lmc_barrier", "lmc_stable", "expected_mask_accuracy", "sampled_mask_accuracy",
                     "successive_barrier", "successive_barrier_train", "successive_barrier_unprojected",
                     "successive_barrier_unprojected_train", "successive_l2", "successive_cosine",
-                    "successive_l2_unprojected", "successive_cosine_unprojected", "rewind_distance",
-                    "rewind_distance_previous")
+                    "successive_l2_unprojected", "successive_cosine_unprojected", "successive_angular",
+                    "rewind_distance", "rewind_distance_previous")
 
 
 class ExportError(ValueError):

@@ -68,6 +68,7 @@ SUCCESSIVE_FIGURES = (
     ("l2", "L2 distance (projected)", lambda rec: rec["projected"]["l2"], 1.0),
     ("cosine", "cosine (projected)", lambda rec: rec["projected"].get("cosine"), 1.0),
     ("l2_unprojected", "L2 distance (unprojected)", lambda rec: rec["unprojected"]["l2"], 1.0),
+    ("angular", "angular distance (Maene)", lambda rec: rec.get("angular_distance"), 1.0),
     ("rewind_distance", "L2 from its rewind point", lambda rec: (rec.get("distance_from_rewind") or {}).get("current", {}).get("l2"), 1.0),
 )
 
@@ -104,14 +105,16 @@ def successive_markdown(run_dir: Path | str) -> list[str]:
              "section 4.3; Paul et al. 2023): projected (r−1's weights under round r's mask) and as they are; the "
              "highest error on the line minus the mean of its ends. L2 distance and cosine similarity between the two "
              "solutions over every trainable parameter; each solution's L2 distance from its rewind point (the "
-             "round's start). Mean ± std over trials.", "",
+             "round's start); angular: Maene's 2·∠/π between the two over round r's kept weights. Mean ± std "
+             "over trials.", "",
              "| round | weights remaining % | barrier % test | barrier % train | unprojected barrier % | L2 | cosine | "
-             "unprojected L2 | L2 from rewind point | n |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "unprojected L2 | angular | L2 from rewind point | n |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| {row['round']} | {100 * row['weights_remaining']:.2f} | {_pm(row['barrier'], 100, 2)} | "
                      f"{_pm(row['barrier_train'], 100, 2)} | {_pm(row['barrier_unprojected'], 100, 2)} | "
                      f"{_pm(row['l2'], 1, 4)} | {_pm(row['cosine'], 1, 4)} | {_pm(row['l2_unprojected'], 1, 4)} | "
+                     f"{_pm(row['angular'], 1, 4)} | "
                      f"{_pm(row['rewind_distance'], 1, 4)} | {row['n']} |")
     return lines
 

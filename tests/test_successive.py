@@ -95,6 +95,10 @@ def test_barriers_and_distances_match_an_independent_recomputation(successive_ru
             assert path["l2"] == pytest.approx(float(np.linalg.norm(flat_a - flat_b)), rel=1e-9)
             cosine = float(flat_a @ flat_b / (np.linalg.norm(flat_a) * np.linalg.norm(flat_b)))
             assert path["cosine"] == pytest.approx(cosine, rel=1e-9)
+        ma = np.concatenate([(prev[k] * mask[k]).ravel() for k in sorted(mask)])
+        mb = np.concatenate([(cur[k] * mask[k]).ravel() for k in sorted(mask)])
+        angle = 2 * math.acos(float(ma @ mb / (np.linalg.norm(ma) * np.linalg.norm(mb)))) / math.pi
+        assert record["angular_distance"] == pytest.approx(angle, rel=1e-9)
         for which, rdir in (("previous", prev_dir), ("current", round_dir)):
             final, start = _load64(rdir / "final.safetensors"), _load64(rdir / "start.safetensors")
             dist = math.sqrt(sum(float(((final[k] - start[k]) ** 2).sum()) for k in final))
@@ -155,6 +159,7 @@ def test_a_projection_equal_to_the_next_round_gives_zero(digits):
                 for k, v in current.items()}
     record = connectivity(model, digits, (start, previous), (start, current), masks, points=7)
     assert record["projected"]["barrier"] == 0.0 and record["projected"]["l2"] == 0.0
+    assert record["angular_distance"] == pytest.approx(0.0, abs=1e-6)
     assert record["unprojected"]["l2"] > 1.0  # the pruned positions it still holds
     assert record["weights_remaining"] == pytest.approx(
         sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values()))
