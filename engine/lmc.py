@@ -33,6 +33,9 @@ Run-store files (next to the round's mask.safetensors): `lmc.json` and the two t
 weights alone; `lth-tui lmc --rewind K` writes `lmc-k<K>.json`, `lmc-k<K>-a.safetensors`,
 `lmc-k<K>-b.safetensors` instead, so curves for several rewind points sit side by side.
 Every computation appends an `lmc` event to events.jsonl.
+
+`interpolate`, `error_curve` and `barrier` are also those of successive-round connectivity
+(engine/successive.py): one definition of the path and its barrier for both analyses.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ from engine.schema import lmc_ok
 from engine.store import RunWriter, StoreError, load_tensors, read_json, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
-__all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "load_run_data", "lmc_from", "read_lmc",
-           "round_lmc", "run_lmc", "theta_at"]
+__all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "lmc_from",
+           "load_run_data", "read_lmc", "round_lmc", "run_lmc", "theta_at"]
 
 BN_EXAMPLES = 4096
 """Training examples used to recompute BatchNorm statistics at each α."""

@@ -30,6 +30,7 @@ METRICS = (
     ("expected_mask_accuracy", "expected-mask accuracy (%)", 100.0),
     ("sampled_mask_accuracy", "sampled-mask accuracy (%)", 100.0),
     ("lmc_barrier", "LMC error barrier (%)", 100.0),
+    ("successive_barrier", "successive-round barrier (%)", 100.0),
 )
 COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
 
