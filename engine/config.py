@@ -36,7 +36,8 @@ SCORE_INITS = ("kaiming-uniform", "magnitude")
 MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
 # Keys added after runs were stored: left out of the config hash while they hold these values
 # (their defaults), so a config written before the key existed keeps its hash.
-HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"prune.count": "exact"}
+HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"prune.count": "exact", "train.lr_scaling": "none", "train.lr_reference_batch": 128,
+                                         "analysis.successive": False}
 # parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
 PARALLEL_TRIALS = ("auto", "true", "false")
 AutoBool = bool | str
