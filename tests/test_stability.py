@@ -125,3 +125,11 @@ async def test_group_view_plots_instability_against_batch_size_and_a_curve_per_v
 def test_stability_rows_sort_lengths_and_numbers_by_value():
     entries = [({"swept": {"train.warmup_iterations": v}}, None) for v in ("10ep", 0, "2ep")]
     assert [row["swept"]["train.warmup_iterations"] for row in stability_study(entries)] == [0, "2ep", "10ep"]
+
+
+def test_the_new_keys_keep_old_config_hashes_at_their_defaults():
+    base = tomllib.loads(FAST_PRESET)
+    explicit = {**base, "train": {**base["train"], "lr_scaling": "none", "lr_reference_batch": 128},
+                "analysis": {"successive": False}}
+    assert from_dict(explicit).config_hash() == from_dict(base).config_hash()
+    assert from_dict({**base, "analysis": {"successive": True}}).config_hash() != from_dict(base).config_hash()
