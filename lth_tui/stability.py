@@ -21,6 +21,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from lth_tui.untrusted import md_text, one_line
+
 SUCCESSIVE_FILE = "successive.json"  # engine.successive.FILE, named here so readers need no torch
 
 
@@ -144,7 +146,8 @@ def stability_study(entries: list[tuple[dict[str, Any], dict[str, Any] | None]])
         instability = {p["round"]: (p["lmc_barrier_mean"], p.get("lmc_barrier_std", 0.0), p.get("lmc_barrier_n", 1))
                        for p in curve if _number(p.get("lmc_barrier_mean"))}
         successive = [p["successive_barrier_mean"] for p in curve if _number(p.get("successive_barrier_mean"))]
-        rows.append({"swept": swept, "label": ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items()),
+        label = one_line(", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items()), 200)
+        rows.append({"swept": swept, "label": label,
                      "instability": instability, "dense": instability.get(0),
                      "curve": [(p["weights_remaining"], p["test_accuracy_mean"], p.get("test_accuracy_std", 0.0))
                                for p in curve if _number(p.get("test_accuracy_mean"))],
@@ -170,5 +173,5 @@ def stability_markdown(entries: list[tuple[dict[str, Any], dict[str, Any] | None
         final = row["final"]
         last = "–" if final is None else f"{100 * final['test_accuracy_mean']:.2f} @ {100 * final['weights_remaining']:.2f}"
         succ = "–" if row["successive"] is None else f"{100 * row['successive']:.2f}"
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + f" | {last} | {succ} |")
+        lines.append(f"| {md_text(row['label'], 200)} | " + " | ".join(cells) + f" | {last} | {succ} |")
     return lines
