@@ -202,8 +202,8 @@ def test_cli_successive_prints_every_round_and_refuses_bad_input(successive_run,
 
 SLOW_ANALYSIS = (
     'name = "slow-analysis"\ndescription = "t"\ndevice = "cpu"\n[data]\nname = "digits"\nval_size = 200\n'
-    '[model]\nhidden = [48, 24]\n[train]\niterations = 200\neval_every = 50\nbatch_size = 40\nlr = 3e-3\n'
-    '[prune]\nrounds = 2\nrate = { fc = 0.3, output = 0.2 }\n[analysis]\nsuccessive = true\nlmc_points = 1500\n')
+    '[model]\nhidden = [96, 48]\n[train]\niterations = 200\neval_every = 50\nbatch_size = 40\nlr = 3e-3\n'
+    '[prune]\nrounds = 2\nrate = { fc = 0.3, output = 0.2 }\n[analysis]\nsuccessive = true\nlmc_points = 1001\n')
 
 
 def _cli(*args: str) -> subprocess.Popen:
