@@ -25,6 +25,8 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine")
 STRATEGIES = ("iterative", "oneshot")
 LAYER_KINDS = ("conv", "fc", "output")
+# train.lr_scaling: "linear" trains at lr * batch_size / lr_reference_batch (Goyal et al. 2017's rule).
+LR_SCALINGS = ("none", "linear")
 # What a run does: iterative magnitude pruning, or training a mask over frozen weights
 # (Zhou et al.'s learned supermask, Ramanujan et al.'s edge-popup); see engine/supermasks.py.
 EXPERIMENTS = ("imp", "supermask", "edge-popup")
@@ -37,7 +39,8 @@ MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
     "prune.count": "exact", "model.bn_init": "ones", "model.bias_init": "zeros", "model.residual": False,
     "train.last_batch": "drop", "supermask.optimizer": "auto", "supermask.lr": "auto", "supermask.momentum": "auto",
-    "supermask.weight_decay": "auto", "supermask.schedule": "auto"}
+    "supermask.weight_decay": "auto", "supermask.schedule": "auto",
+    "train.lr_scaling": "none", "train.lr_reference_batch": 128, "analysis.successive": False}
 # parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
 PARALLEL_TRIALS = ("auto", "true", "false")
 AutoBool = bool | str
@@ -117,11 +120,20 @@ class TrainConfig:
     eval_every: Step = Step(100)
     # An epoch's last, short batch: drop (floor(N / batch) steps per epoch) | keep (ceil, as OpenLTH).
     last_batch: str = "drop"
+    # lr_scaling = "linear": the learning rate trained with is lr * batch_size / lr_reference_batch,
+    # so a batch-size sweep keeps lr per example fixed (warm-up and schedule multiply it as usual).
+    lr_scaling: str = "none"
+    lr_reference_batch: int = 128
     # Fast paths (engine/training.py; measured by benchmarks/bench_fast_paths.py): torch.compile
     # of the model, channels-last memory format for conv nets, bfloat16 autocast of the forward.
     compile: bool = False
     channels_last: bool = False
     bf16: bool = False
+
+    def lr_scale(self) -> float:
+        """Factor between `lr` and the learning rate trained with: batch_size / lr_reference_batch
+        under linear scaling, else 1."""
+        return self.batch_size / self.lr_reference_batch if self.lr_scaling == "linear" else 1.0
 
 
 @dataclass
@@ -167,6 +179,7 @@ class AnalysisConfig:
     lmc: bool = False                  # linear mode connectivity of two copies of each round's training
     lmc_points: int = 21               # interpolation points, both ends included
     lmc_stable_threshold: float = 0.02  # error barrier below this counts as stable (Frankle et al.: 2%)
+    successive: bool = False           # barrier and distances between round r-1's and round r's solutions (engine/successive.py)
 
 
 @dataclass
@@ -245,6 +258,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "supermask.schedule": ("auto", *SCHEDULES),
         "train.optimizer": OPTIMIZERS,
         "train.schedule": SCHEDULES,
+        "train.lr_scaling": LR_SCALINGS,
         "prune.strategy": STRATEGIES,
         "prune.scope": tuple(SCOPES),
         "prune.count": tuple(COUNTS),
@@ -413,7 +427,8 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
         _check_choice(source, key, config.get(key), allowed)
     if config.device != "auto" and config.device != "cpu" and not _is_cuda_name(config.device):
         raise ConfigError(source, "device", config.device, "allowed: auto, cpu, cuda, cuda:N")
-    positive = {"trials": config.trials, "train.batch_size": config.train.batch_size}
+    positive = {"trials": config.trials, "train.batch_size": config.train.batch_size,
+                "train.lr_reference_batch": config.train.lr_reference_batch}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(source, key, value, "must be at least 1")
@@ -508,9 +523,10 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
     if not 0 < analysis.lmc_stable_threshold < 1:
         raise ConfigError(source, "analysis.lmc_stable_threshold", analysis.lmc_stable_threshold,
                           "an error rise between 0 and 1 (0.02 = 2 percentage points)")
-    if analysis.lmc and config.experiment != "imp":
-        raise ConfigError(source, "analysis.lmc", analysis.lmc,
-                          f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
+    for key in ("lmc", "successive"):
+        if getattr(analysis, key) and config.experiment != "imp":
+            raise ConfigError(source, f"analysis.{key}", True,
+                              f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
 
 
 def _is_cuda_name(device: str) -> bool:

@@ -33,6 +33,9 @@ Run-store files (next to the round's mask.safetensors): `lmc.json` and the two t
 weights alone; `lth-tui lmc --rewind K` writes `lmc-k<K>.json`, `lmc-k<K>-a.safetensors`,
 `lmc-k<K>-b.safetensors` instead, so curves for several rewind points sit side by side.
 Every computation appends an `lmc` event to events.jsonl.
+
+`interpolate`, `error_curve` and `barrier` are also those of successive-round connectivity
+(engine/successive.py): one definition of the path and its barrier for both analyses.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ from engine.schema import lmc_ok
 from engine.store import RunWriter, StoreError, load_tensors, read_json, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
-__all__ = ["BN_EXAMPLES", "barrier", "error_curve", "interpolate", "lmc_files", "lmc_from", "read_lmc",
-           "round_lmc", "run_lmc", "theta_at"]
+__all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "lmc_from",
+           "load_run_data", "read_lmc", "round_lmc", "run_lmc", "theta_at"]
 
 BN_EXAMPLES = 4096
 """Training examples used to recompute BatchNorm statistics at each α."""
@@ -100,20 +103,27 @@ def _recompute_batchnorm(model: nn.Module, bn_x: torch.Tensor) -> None:
         model.train(was_training)
 
 
-def _bn_examples(train_x: torch.Tensor) -> torch.Tensor:
+def batchnorm_examples(model: nn.Module, train_x: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """The fixed training inputs BatchNorm statistics are recomputed from at each α (at most
+    BN_EXAMPLES, seeded), on `device`; None for a model without BatchNorm."""
+    if not _has_batchnorm(model):
+        return None
     count = min(BN_EXAMPLES, len(train_x))
     index = torch.randperm(len(train_x), generator=generator("lmc", "batchnorm"))[:count]
-    return train_x[index.to(train_x.device)]
+    return train_x[index.to(train_x.device)].to(device)
 
 
 def error_curve(model: nn.Module, state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor],
                 x: torch.Tensor, y: torch.Tensor, points: int = 21,
-                bn_x: torch.Tensor | None = None) -> list[dict[str, float]]:
+                bn_x: torch.Tensor | None = None,
+                also: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> list[dict[str, float]]:
     """[{alpha, error, loss, accuracy}] at `points` evenly spaced α in [0, 1], ends included.
 
     `model` is only a container: each interpolated state is loaded into it. When the model
     has BatchNorm and `bn_x` (training inputs) is given, running statistics are recomputed
-    from `bn_x` at every α; otherwise the interpolated statistics are used.
+    from `bn_x` at every α; otherwise the interpolated statistics are used. `also` names
+    further splits evaluated on the same interpolated network: {"train": (x, y)} adds
+    train_error, train_loss and train_accuracy to every point.
     """
     if points < 2:
         raise ValueError(f"points = {points}: need at least the two ends")
@@ -125,17 +135,23 @@ def error_curve(model: nn.Module, state_a: dict[str, torch.Tensor], state_b: dic
         if recompute:
             _recompute_batchnorm(model, bn_x)
         loss, accuracy = evaluate(model, x, y)
-        curve.append({"alpha": alpha, "error": 1.0 - accuracy, "loss": loss, "accuracy": accuracy})
+        point = {"alpha": alpha, "error": 1.0 - accuracy, "loss": loss, "accuracy": accuracy}
+        for name, (split_x, split_y) in (also or {}).items():
+            split_loss, split_accuracy = evaluate(model, split_x, split_y)
+            point.update({f"{name}_error": 1.0 - split_accuracy, f"{name}_loss": split_loss,
+                          f"{name}_accuracy": split_accuracy})
+        curve.append(point)
     return curve
 
 
-def barrier(curve: list[dict[str, float]]) -> float:
-    """Max error along the path minus the mean error of its two ends (never negative)."""
+def barrier(curve: list[dict[str, float]], key: str = "error") -> float:
+    """Max error along the path minus the mean error of its two ends (never negative); `key`
+    picks the error of another split ("train_error")."""
     if len(curve) < 2:
         raise ValueError("a curve needs at least its two ends")
     ordered = sorted(curve, key=lambda p: p["alpha"])
-    ends = (ordered[0]["error"] + ordered[-1]["error"]) / 2
-    return max(p["error"] for p in ordered) - ends
+    ends = (ordered[0][key] + ordered[-1][key]) / 2
+    return max(p[key] for p in ordered) - ends
 
 
 def lmc_from(model: nn.Module, data: Dataset, train_config: TrainConfig, schedule: Schedule,
@@ -168,9 +184,9 @@ def lmc_from(model: nn.Module, data: Dataset, train_config: TrainConfig, schedul
                        should_stop=should_stop, start_step=start_step)
         train_round(work, job)
         states.append({k: v.detach().clone() for k, v in work.state_dict().items()})
-    recompute = _has_batchnorm(work)
-    curve = error_curve(work, states[0], states[1], data.test_x, data.test_y, points,
-                        bn_x=_bn_examples(data.train_x).to(device) if recompute else None)
+    bn_x = batchnorm_examples(work, data.train_x, device)
+    recompute = bn_x is not None
+    curve = error_curve(work, states[0], states[1], data.test_x, data.test_y, points, bn_x=bn_x)
     value = barrier(curve)
     return {"curve": curve, "barrier": value, "stable": value < threshold, "threshold": threshold,
             "error_a": curve[0]["error"], "error_b": curve[-1]["error"], "seeds": seeds,
@@ -255,6 +271,21 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
     return {k: v.cpu() for k, v in captured.items()}
 
 
+def load_run_data(config: ExperimentConfig, data: Dataset | None = None) -> Dataset:
+    """A stored run's dataset (or `data`, already loaded) placed on the run's device, for the
+    analyses that `lth-tui lmc` computes after the fact."""
+    from engine.datasets import default_data_dir, load_dataset
+    from engine.feeding import place_dataset
+    from engine.runner import resolve_device
+
+    device = resolve_device(config.device)
+    if data is None:
+        data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
+        data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
+                            download=config.data.download, augment=config.data.augment)
+    return place_dataset(data, device)
+
+
 def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = None, trial: int = 0, *,
             data: Dataset | None = None, points: int | None = None,
             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -268,10 +299,8 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     ends, appends an `lmc` event; returns the JSON record. Raises ConfigError or StoreError
     for a bad round, trial or K.
     """
-    from engine.datasets import default_data_dir, load_dataset
-    from engine.feeding import place_dataset
     from engine.models import build_model, model_options
-    from engine.runner import derive_round_seed, resolve_device
+    from engine.runner import derive_round_seed
     from engine.config import resolve_schedule
     from engine.store import read_config
 
@@ -284,12 +313,7 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     round_dir = run_dir / f"trial-{trial}" / f"round-{round_}"
     if not (round_dir / "mask.safetensors").is_file() or not (round_dir / "start.safetensors").is_file():
         raise StoreError(f"trial-{trial}/round-{round_} has no mask.safetensors / start.safetensors (round not reached yet?)")
-    device = resolve_device(config.device)
-    if data is None:
-        data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
-        data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
-                            download=config.data.download, augment=config.data.augment)
-    data = place_dataset(data, device)
+    data = load_run_data(config, data)
     schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
     if rewind_iteration is not None and not 0 <= rewind_iteration < schedule.iterations:
         raise ConfigError(str(run_dir), "--rewind", rewind_iteration, f"an iteration in 0..{schedule.iterations - 1}")

@@ -74,7 +74,9 @@ def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, flo
 
 
 # Round figures carried into the curve as mean/std/n when a run records them.
-OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy", "test_accuracy_best")
+OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy", "test_accuracy_best",
+                    "successive_barrier", "successive_barrier_train", "successive_barrier_unprojected", "successive_l2",
+                    "successive_cosine", "rewind_distance")
 
 
 def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[str, Any]:
@@ -238,6 +240,12 @@ class _Run:
             lmc = round_lmc(self, t, r, pending.start, pending.masks, pending.frozen, model,
                             derive_round_seed(trial.seed, r))
             record.update(lmc_barrier=lmc["barrier"], lmc_stable=lmc["stable"])
+        if config.analysis.successive and r > 0:  # round r-1's solution against this one (engine/successive.py)
+            from engine.successive import round_fields, round_successive
+
+            prev_start, prev_final, _ = trial.prev
+            record.update(round_fields(round_successive(self, t, r, (prev_start, prev_final), (pending.start, model.state_dict()),
+                                                        pending.masks, model)))
         write_json_atomic(rdir / "evals.json", outcome.evals)
         write_json_atomic(rdir / "result.json", record)
         clear_checkpoint(rdir)

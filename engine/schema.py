@@ -97,7 +97,10 @@ def check_status(status: Any) -> dict[str, Any]:
 ROUND_NUMBERS = ("weights_remaining", "val_loss_min", "test_accuracy_at_early_stop", "test_accuracy_final",
                  "supermask_accuracy", "seconds", "early_stop_iteration", "lmc_barrier", "batched_seconds",
                  "expected_mask_accuracy", "sampled_mask_accuracy", "weights_trainable", "weights_nonzero",
-                 "test_accuracy_best")
+                 "test_accuracy_best", "successive_barrier", "successive_barrier_train",
+                 "successive_barrier_unprojected", "successive_barrier_unprojected_train", "successive_l2",
+                 "successive_cosine", "successive_l2_unprojected", "successive_cosine_unprojected",
+                 "successive_angular", "rewind_distance", "rewind_distance_previous")
 
 
 def check_round(record: Any, where: str = "round") -> dict[str, Any]:
@@ -170,7 +173,7 @@ EVENT_INTS = ("trial", "round", "iteration", "trials", "rounds", "iterations", "
 EVENT_NUMBERS = ("time", "weights_remaining", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                  "lr", "test_accuracy_at_early_stop", "test_accuracy_final", "supermask_accuracy", "seconds",
                  "val_loss_min", "sampled_test_accuracy", "expected_mask_accuracy", "sampled_mask_accuracy",
-                 "lmc_barrier", "barrier")
+                 "lmc_barrier", "barrier", "successive_barrier", "successive_l2", "rewind_distance")
 
 
 def event_ok(event: Any) -> bool:

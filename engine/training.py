@@ -49,8 +49,9 @@ def generator(*parts: Any) -> torch.Generator:
 
 
 def lr_factor(step: int, config: TrainConfig, schedule: Schedule) -> float:
-    """Multiplier of the base learning rate for 0-based step `step` (warm-up, then the schedule)."""
-    factor = 1.0
+    """Multiplier of `train.lr` for 0-based step `step`: the linear batch scaling
+    (TrainConfig.lr_scale), the warm-up, then the schedule."""
+    factor = config.lr_scale()
     if schedule.warmup and step < schedule.warmup:
         factor *= (step + 1) / schedule.warmup
     if config.schedule == "multistep":

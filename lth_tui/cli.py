@@ -57,10 +57,12 @@ def _parser() -> argparse.ArgumentParser:
 
     lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: train two copies, measure the error barrier")
     lmc.add_argument("run_dir", type=Path)
-    lmc.add_argument("--round", dest="round_", type=int, required=True, help="the round whose mask is used")
+    lmc.add_argument("--round", dest="round_", type=int, default=None, help="the round whose mask is used")
     lmc.add_argument("--rewind", type=int, default=None, metavar="K",
                      help="start the copies from θK and train iterations K..T (default: the round's own start)")
-    lmc.add_argument("--trial", type=int, default=0)
+    lmc.add_argument("--trial", type=int, default=None, help="the trial (default 0; with --successive: every trial)")
+    lmc.add_argument("--successive", action="store_true",
+                     help="instead: barrier and distances between every round's solution and the one before it (no training)")
 
     runs = sub.add_parser("runs", help="list runs with state and best accuracy")
     runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
@@ -471,10 +473,14 @@ def cmd_lmc(args: argparse.Namespace) -> int:
     from engine.store import StoreError
     from engine.training import Cancelled
 
+    if args.successive:
+        return _successive(args)
+    if args.round_ is None:
+        return _bad_input(ValueError("lmc needs --round R (or --successive for every round)"), args.run_dir)
     stop = _StopFlag()
     stop.install()
     try:
-        record = run_lmc(args.run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial, should_stop=stop)
+        record = run_lmc(args.run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial or 0, should_stop=stop)
     except (ConfigError, StoreError, DatasetError) as exc:
         return _bad_input(exc, args.run_dir)
     except Cancelled:
@@ -486,6 +492,37 @@ def cmd_lmc(args: argparse.Namespace) -> int:
         print(f"alpha {point['alpha']:.3f}  error {100 * point['error']:.2f}%")
     verdict = "stable" if record.get("stable") else "unstable"
     print(f"barrier {100 * record['barrier']:.2f}% ({verdict}, threshold {100 * record.get('threshold', 0.02):.0f}%)")
+    return EXIT_OK
+
+
+def _successive(args: argparse.Namespace) -> int:
+    """Successive-round connectivity of a stored run (engine/successive.py): one line per round."""
+    from engine.config import ConfigError
+    from engine.datasets import DatasetError
+    from engine.store import StoreError
+    from engine.successive import run_successive
+    from engine.training import Cancelled
+
+    if args.round_ is not None or args.rewind is not None:
+        return _bad_input(ValueError("--successive measures every round; it takes no --round or --rewind"), args.run_dir)
+
+    def show(rec: dict) -> None:
+        proj, unproj = rec["projected"], rec["unprojected"]
+        print(f"trial {rec['trial']} round {rec['round']} ({100 * rec['weights_remaining']:.2f}% weights): "
+              f"barrier {100 * proj['barrier']:.2f}% test / {100 * proj['barrier_train']:.2f}% train projected, "
+              f"{100 * unproj['barrier']:.2f}% test unprojected; L2 {proj['l2']:.4g}, cosine {proj['cosine'] or 0:.4f}", flush=True)
+
+    stop = _StopFlag()
+    stop.install()
+    try:
+        records = run_successive(args.run_dir, args.trial, should_stop=stop, on_round=show)
+    except (ConfigError, StoreError, DatasetError) as exc:
+        return _bad_input(exc, args.run_dir)
+    except Cancelled:
+        print("successive analysis cancelled; the rounds printed above were written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not records:
+        print("no pair of finished rounds to compare yet (round 1 onwards)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -17,14 +17,19 @@ from typing import Any
 
 from engine.store import headline_accuracy, read_config, read_status, read_summary
 from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
+from lth_tui.stability import read_successive, stability_markdown, successive_markdown
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
                  "test_accuracy_at_early_stop", "test_accuracy_final", "supermask_accuracy", "seconds")
-# Round figures only some runs record (the LMC option, mask training; densities and the best
-# test accuracy are absent from runs made before they existed): CSV columns when present.
+# Round figures only some runs record (the LMC option, mask training, successive rounds; densities
+# and the best test accuracy are absent from runs made before they existed): CSV columns when present.
 OPTIONAL_COLUMNS = ("weights_trainable", "weights_nonzero", "test_accuracy_best", "lmc_barrier", "lmc_stable",
-                    "expected_mask_accuracy", "sampled_mask_accuracy")
+                    "expected_mask_accuracy", "sampled_mask_accuracy",
+                    "successive_barrier", "successive_barrier_train", "successive_barrier_unprojected",
+                    "successive_barrier_unprojected_train", "successive_l2", "successive_cosine",
+                    "successive_l2_unprojected", "successive_cosine_unprojected", "successive_angular",
+                    "rewind_distance", "rewind_distance_previous")
 
 
 class ExportError(ValueError):
@@ -41,6 +46,13 @@ def _write(target: Path, data: str | bytes) -> Path:
 def _length(step: Any) -> str:
     """"1500 iterations" or "160 epochs" for a config length."""
     return f"{step.count} {'epochs' if step.unit == 'ep' else 'iterations'}"
+
+
+def _scaled(train: Any) -> str:
+    """The learning rate trained with, when it follows the batch size (train.lr_scaling = "linear")."""
+    if getattr(train, "lr_scaling", "none") != "linear":
+        return ""
+    return f" (linear scaling from batch {train.lr_reference_batch}: {train.lr * train.lr_scale():g})"
 
 
 def _pct(x: float | None) -> str:
@@ -70,7 +82,7 @@ def to_markdown(run_dir: Path) -> str:
         f"- state: {md_text(summary.get('state') or status['state'])}",
         f"- preset: {md_text(status.get('preset') or config.name)} — {md_text(config.description)}",
         f"- data: {config.data.name} (val {config.data.val_size}); model: {config.model.name} ({config.model.init})",
-        f"- training: {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
+        f"- training: {t.optimizer} lr {t.lr:g}{_scaled(t)}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
         f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to {_length(p.rewind_iteration)}",
         f"- trials: {config.trials} (seeds {config.seed}..{config.seed + config.trials - 1})",
@@ -115,6 +127,7 @@ def to_markdown(run_dir: Path) -> str:
                                                           for rec in first_trial) + " |")
     weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
     lines += _lmc_markdown(run_dir, config, weights)
+    lines += successive_markdown(run_dir)
     lines += _overlap_markdown(run_dir, weights)
     return "\n".join(lines) + "\n"
 
@@ -245,6 +258,9 @@ def to_json(run_dir: Path) -> str:
     lmc = read_lmc_records(run_dir)
     if lmc:
         summary["lmc"] = lmc
+    successive = read_successive(run_dir)
+    if successive:
+        summary["successive"] = successive
     if any(Path(run_dir).glob("trial-*/round-*/mask.safetensors")):
         try:
             from engine.overlap import run_overlaps
@@ -389,6 +405,7 @@ def group_markdown(folder: Path) -> str:
                 point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
                 cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += stability_markdown([(entry, summary) for entry, _, summary, _ in entries])
     lines += _group_overlap_markdown([(run_dir, _run_label(entry["swept"])) for entry, run_dir, _, _ in entries])
     return "\n".join(lines) + "\n"
 

@@ -34,13 +34,18 @@ MAX_TRIAL_COLUMNS = 4  # more trials than this: the overlap table shows their me
 # -- readers (run in workers) -------------------------------------------------------------------
 
 
-def read_analysis(run_dir: Path | str) -> dict[str, Any]:
-    """Every LMC record and every mask overlap of a run: {"run_dir", "lmc", "overlap", "errors"}.
+def read_analysis(run_dir: Path | str, overlay_dir: Path | str | None = None) -> dict[str, Any]:
+    """Every LMC record, successive-round record and mask overlap of a run: {"run_dir", "lmc",
+    "successive", "overlay_successive" (the overlaid run's), "overlap", "errors"}.
 
-    A damaged or half-written file is reported in "errors" instead of raising, so a live run's
-    analysis view keeps what it could read."""
+    A damaged or half-written file is reported in "errors" (or skipped) instead of raising, so
+    a live run's analysis view keeps what it could read."""
+    from lth_tui.stability import read_successive
+
     run_dir = Path(run_dir)
-    out: dict[str, Any] = {"run_dir": run_dir, "lmc": [], "overlap": None, "errors": []}
+    out: dict[str, Any] = {"run_dir": run_dir, "lmc": [], "overlap": None, "errors": [],
+                           "successive": read_successive(run_dir),
+                           "overlay_successive": read_successive(overlay_dir) if overlay_dir else []}
     try:
         from engine.lmc import read_lmc
 

@@ -32,6 +32,7 @@ from engine.process import shown_state
 from lth_tui.completion import Completion
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotSpec, PlotView, Series
+from lth_tui.components.successive import SuccessivePlots
 from lth_tui.screens.analysis import (barrier_plot, fit_spec, interpolation_plot, lmc_rounds, n_label, overlap_table,
                                       read_analysis, rewind_plot, start_rewind_point)
 from lth_tui.screens.density_view import accuracy_kind, headline, layer_cell, nonzero_series
@@ -480,6 +481,7 @@ class RunScreen(Screen):
                     with Vertical(id="lmc-side"):
                         yield PlotView(id="lmc-rewind-plot")
                         yield PlotView(id="lmc-barrier-plot")
+                        yield SuccessivePlots(id="lmc-successive")
             with TabPane("8 Overlap", id="tab-overlap"):
                 yield Static("", id="overlap-title", classes="view-title")
                 yield DataTable(id="overlap-table", zebra_stripes=True, cursor_type="row")
@@ -530,7 +532,7 @@ class RunScreen(Screen):
         else:
             self._token += 1
             self.overlay = RunModel(Path(run_dir), token=self._token)
-        self._dirty |= {"curve"}
+        self._dirty |= {"curve", "analysis"}
         self.app.set_followed(self.followed(), tokens=self.tokens())
 
     def clear_run(self, run_dir: Path) -> None:
@@ -768,7 +770,8 @@ class RunScreen(Screen):
         def failed(error: BaseException) -> None:
             self._analysis_loading = False
 
-        self.app.start_worker(read_analysis, model.run_dir, name="read LMC and masks", group="analysis",
+        overlay = self.overlay.run_dir if self.overlay else None
+        self.app.start_worker(read_analysis, model.run_dir, overlay, name="read LMC and masks", group="analysis",
                               on_success=done, on_error=failed)
 
     @on(TabbedContent.TabActivated, "#run-tabs")
@@ -825,6 +828,8 @@ class RunScreen(Screen):
             interp.set_plot(fit_spec(interpolation_plot(records, r), interp.content_size.width))
             rewind.set_plot(fit_spec(rewind_plot(records, r, model.config, model.iterations), rewind.content_size.width))
             barrier.set_plot(fit_spec(barrier_plot(records, weights), barrier.content_size.width))
+            overlay = (self.overlay.label(), OVERLAY_COLOR) if self.overlay else ()
+            self.query_one(SuccessivePlots).show(self.analysis, model.run_dir, *overlay)
             text = Text()
             if self.lmc_busy:
                 text.append(f" computing {self.lmc_busy}…", style="bold yellow")

@@ -31,6 +31,7 @@ METRICS = (
     ("expected_mask_accuracy", "expected-mask accuracy (%)", 100.0),
     ("sampled_mask_accuracy", "sampled-mask accuracy (%)", 100.0),
     ("lmc_barrier", "LMC error barrier (%)", 100.0),
+    ("successive_barrier", "successive-round barrier (%)", 100.0),
 )
 COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
 
@@ -54,6 +55,8 @@ class RunsScreen(Screen):
         Binding("o", "overlap", "Overlap", id="runs.overlap",
                 tooltip="Overlap: Jaccard overlap matrix of the marked runs' masks at a chosen round (e.g. the criteria "
                         "of a sweep)"),
+        Binding("g", "group", "Group", id="runs.group",
+                tooltip="Group: the highlighted run's sweep as a stability study (instability vs the swept value)"),
         Binding("e", "export", "Export", id="runs.export",
                 tooltip="Export the marked runs (png: one plot) or the highlighted one: md, json, csv, png"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Resume a cancelled, interrupted or failed run"),
@@ -210,7 +213,20 @@ class RunsScreen(Screen):
             return bool(self.marked) or info is not None
         if action == "overlap":
             return len(self.marked) >= 2
+        if action == "group":
+            return info is not None and bool(info.group)
         return True
+
+    def action_group(self) -> None:
+        from lth_tui.screens.group import GroupScreen
+        from lth_tui.sweeps import find_group
+
+        info = self.highlighted()
+        folder = find_group(info.group, self.app.runs_dir) if info is not None and info.group else None
+        if folder is None:
+            self.app.notify("this run's sweep group folder is not in the runs dir", severity="warning")
+            return
+        self.app.push_screen(GroupScreen(folder))
 
     def action_open_run(self) -> None:
         info = self.highlighted()

@@ -47,6 +47,7 @@ LABELS = {
     "train.warmup_iterations": "warm-up", "train.eval_every": "eval every", "prune.mask1": "mask-1 action",
     "prune.mask0": "mask-0 action", "prune.rate.conv": "rate conv", "prune.rate.fc": "rate fc",
     "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "prune.count": "count rule", "train.lr": "learning rate",
+    "train.lr_scaling": "lr scaling", "train.lr_reference_batch": "lr reference batch",
 }
 PLACEHOLDERS = {
     "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
@@ -57,6 +58,7 @@ HIDDEN_KEYS = {"prune.rate"}  # edited through prune.rate.<kind>
 CHECKBOX_LABELS = {
     "data.augment": "random crop + flip", "data.download": "fetch missing torchvision data",
     "supermask.rescale": "rescale kept weights", "analysis.lmc": "measure linear mode connectivity",
+    "analysis.successive": "successive-round barrier and distances",
 }
 # Panels that only matter for some experiments (shown anyway while one of their fields is invalid).
 PANEL_EXPERIMENTS = {"Supermask": ("supermask", "edge-popup")}
