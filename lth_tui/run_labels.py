@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from engine.config import MACHINE_KEYS
+from engine.config import HASH_NEUTRAL_DEFAULTS, MACHINE_KEYS
 
 __all__ = ["describe", "differing_keys", "flatten", "run_labels", "short_ids"]
 
@@ -74,7 +74,8 @@ def differing_keys(configs: Sequence[Mapping[str, Any] | None]) -> list[str]:
     """Dotted keys whose values are not the same in every config, the pruning names first."""
     flat = [flatten(c) for c in configs]
     keys = {k for f in flat for k in f} - IGNORED
-    differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    # a key added after a run was stored reads as its default there (as the config hash does)
+    differ = [k for k in keys if len({repr(f.get(k, HASH_NEUTRAL_DEFAULTS.get(k))) for f in flat}) > 1]
     return sorted(differ, key=lambda k: (FIRST.index(k) if k in FIRST else len(FIRST), k))
 
 

@@ -51,7 +51,8 @@ def test_every_run_command_resolves_ids_and_lists_close_matches(tmp_path: Path, 
     _fake_runs(runs, ["20261201-072208-digits-quick-41d024"])
     for argv in (["export", "20261201-072208-digits-quik-41d024", "--format", "md"],
                  ["resume", "20261201-072208-digits-quik-41d024"],
-                 ["lmc", "20261201-072208-digits-quik-41d024", "--round", "1"]):
+                 ["lmc", "20261201-072208-digits-quik-41d024", "--round", "1"],
+                 ["stop", "20261201-072208-digits-quik-41d024"]):
         assert main(["--runs-dir", str(runs), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "close matches: 20261201-072208-digits-quick-41d024" in err, argv
