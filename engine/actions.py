@@ -124,35 +124,63 @@ def _scatter_kept(layer: _Layer, kept_values: torch.Tensor) -> torch.Tensor:
 # ignored and overwritten by the mask-0 action).
 
 def rewind(layer: _Layer) -> torch.Tensor:
+    """Restart from the rewind point θ0 / θk: the ticket.
+
+    Kept weights restart from the rewind point (θ0, or θk with late rewinding): the lottery ticket.
+    """
     return layer.rewind_point.clone()
 
 
 def random_reinit(layer: _Layer) -> torch.Tensor:
+    """A fresh init draw: the random-reinit control.
+
+    Kept weights get a fresh draw from the init distribution: Frankle & Carbin's random-reinit control.
+    """
     return _need(layer, "fresh", "random_reinit").clone()
 
 
 def random_reshuffle(layer: _Layer) -> torch.Tensor:
+    """The layer's kept init values, shuffled.
+
+    Kept weights get the layer's kept rewind values, permuted among the kept positions.
+    """
     values = layer.rewind_point[layer.mask]
     return _scatter_kept(layer, values[_kept_permutation(layer)])
 
 
 def signed_reinit(layer: _Layer) -> torch.Tensor:
+    """A fresh init draw with the sign of θ0.
+
+    Kept weights get a fresh init draw with the sign of θ0 (Zhou: the sign is what matters).
+    """
     fresh = _need(layer, "fresh", "signed_reinit")
     return fresh.abs() * _sign(layer.rewind_point)
 
 
 def signed_reshuffle(layer: _Layer) -> torch.Tensor:
+    """Kept init magnitudes shuffled, sign of θ0 kept.
+
+    Kept weights get the layer's kept magnitudes, permuted, with the sign of θ0.
+    """
     magnitudes = layer.rewind_point[layer.mask].abs()
     signs = _sign(layer.rewind_point[layer.mask])
     return _scatter_kept(layer, magnitudes[_kept_permutation(layer)] * signs)
 
 
 def signed_constant(layer: _Layer) -> torch.Tensor:
+    """σ_layer · sign(θ0): Zhou's signed constant.
+
+    Kept weights become σ_layer · sign(θ0), σ the layer's init std (Zhou's signed constant).
+    """
     sigma = _need(layer, "init_std", "signed_constant")
     return float(sigma) * _sign(layer.rewind_point)
 
 
 def rand_signed_constant(layer: _Layer) -> torch.Tensor:
+    """±σ_layer with random signs (a control).
+
+    Kept weights become ±σ_layer with random signs: the control of signed_constant.
+    """
     sigma = _need(layer, "init_std", "rand_signed_constant")
     n = int(layer.mask.sum())
     g = layer.generator
@@ -185,19 +213,37 @@ def _zeroed(layer: _Layer, action: str) -> torch.Tensor:
 
 
 def zero(layer: _Layer):
+    """Pruned weights are 0 and stay 0.
+
+    Pruned weights are set to 0 and stay 0 (standard pruning).
+    """
     return torch.zeros_like(layer.rewind_point), None
 
 
 def freeze_init(layer: _Layer):
+    """Pruned weights frozen at their init value.
+
+    Pruned weights are frozen at their rewind-point value instead of zeroed (Zhou's mask-0 = init).
+    """
     return layer.rewind_point.clone(), None
 
 
 def freeze_init_zero_mask(layer: _Layer):
+    """Frozen at init; zeroed ones go to 0 (Zhou's variant 1).
+
+    Pruned weights that shrank in the previous round (or were zeroed before) are 0, the other
+    pruned weights stay frozen at the rewind point.
+    """
     zeroed = _zeroed(layer, "freeze_init_zero_mask")
     return torch.where(zeroed, torch.zeros_like(layer.rewind_point), layer.rewind_point), None
 
 
 def freeze_init_zero_all(layer: _Layer):
+    """Every zeroed weight goes to 0, kept ones too (Zhou v2).
+
+    Every weight that shrank (or was zeroed before) is 0, kept ones included; the other pruned
+    weights stay frozen at the rewind point.
+    """
     zeroed = _zeroed(layer, "freeze_init_zero_all")
     frozen = torch.where(zeroed, torch.zeros_like(layer.rewind_point), layer.rewind_point)
     return frozen, zeroed & layer.mask

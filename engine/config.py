@@ -271,6 +271,17 @@ def choices() -> dict[str, tuple[str, ...]]:
     }
 
 
+def choice_help(key: str, name: str) -> str:
+    """One line on what a criterion or mask-1 / mask-0 action does: its docstring's first line."""
+    from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
+    from engine.criteria import CRITERIA
+
+    registry: dict[str, Any] = {"prune.criterion": CRITERIA, "prune.mask1": MASK1_ACTIONS,
+                                "prune.mask0": MASK0_ACTIONS}.get(key, {})
+    doc = (getattr(registry.get(name), "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def all_keys() -> list[str]:
     """Every dotted key a preset or `--set` may name."""
     keys = [f.name for f in dataclasses.fields(ExperimentConfig) if f.name not in SECTIONS]

@@ -115,51 +115,99 @@ def _ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 def large_final(w_i, w_f, g):
+    """Keep the largest |w_f| (Frankle & Carbin's IMP).
+
+    Keep the weights largest in magnitude at the end of training, |w_f| (Frankle & Carbin's IMP).
+    """
     return w_f.abs()
 
 
 def small_final(w_i, w_f, g):
+    """Keep the smallest |w_f| (a control that should fail).
+
+    Keep the weights smallest at the end of training, −|w_f| (Zhou's control; expect it to fail).
+    """
     return -w_f.abs()
 
 
 def large_init(w_i, w_f, g):
+    """Keep the largest |w_i|, ignoring training.
+
+    Keep the weights largest at the round's start, |w_i|, ignoring training.
+    """
     return w_i.abs()
 
 
 def small_init(w_i, w_f, g):
+    """Keep the smallest |w_i|.
+
+    Keep the weights smallest at the round's start, −|w_i|.
+    """
     return -w_i.abs()
 
 
 def large_init_large_final(w_i, w_f, g):
+    """Keep weights large both at the start and the end.
+
+    Keep weights in the top set of both |w_i| and |w_f| (one shared percentile, exact count).
+    """
     return torch.minimum(_ranks(w_i.abs()), _ranks(w_f.abs()))
 
 
 def small_init_small_final(w_i, w_f, g):
+    """Keep weights small both at the start and the end.
+
+    Keep weights in the bottom set of both |w_i| and |w_f| (one shared percentile).
+    """
     return torch.minimum(_ranks(-w_i.abs()), _ranks(-w_f.abs()))
 
 
 def magnitude_increase(w_i, w_f, g):
+    """Keep the weights that grew most: |w_f| − |w_i|.
+
+    Keep the weights whose magnitude grew most in training, |w_f| − |w_i| (Zhou).
+    """
     return w_f.abs() - w_i.abs()
 
 
 def movement(w_i, w_f, g):
+    """Keep the weights that moved most: |w_f − w_i|.
+
+    Keep the weights that moved most in training, |w_f − w_i|.
+    """
     return (w_f - w_i).abs()
 
 
 def random(w_i, w_f, g):
+    """Keep a random subset: the random-pruning baseline.
+
+    Keep a random subset (the run's seeded generator): the random-pruning baseline.
+    """
     n = w_f.numel()
     return torch.rand(n, generator=g, dtype=torch.float64, device=g.device).to(w_f.device)
 
 
 def large_final_same_sign(w_i, w_f, g):
+    """Largest |w_f| among weights that kept their sign.
+
+    |w_f| where sign(w_i) = sign(w_f), else 0 (Zhou's score).
+    """
     return torch.where(_same_sign(w_i, w_f), w_f.abs(), torch.zeros_like(w_f))
 
 
 def large_final_diff_sign(w_i, w_f, g):
+    """Largest |w_f| among weights whose sign flipped.
+
+    |w_f| where the sign flipped in training, else 0.
+    """
     return torch.where(_same_sign(w_i, w_f), torch.zeros_like(w_f), w_f.abs())
 
 
 def magnitude_increase_same_sign(w_i, w_f, g):
+    """Most grown |w_f| − |w_i| among sign keepers.
+
+    |w_f| − |w_i| where the sign did not flip; a flip scores 0.
+    """
     return torch.where(_same_sign(w_i, w_f), w_f.abs() - w_i.abs(), torch.zeros_like(w_f))
 
 

@@ -46,6 +46,7 @@ import torch
 
 __all__ = [
     "DATASETS",
+    "missing_files",
     "Dataset",
     "DatasetError",
     "DatasetSpec",
@@ -645,6 +646,22 @@ def _load_cifar10(*, val_size: int, data_dir: Path, download: bool, augment: boo
         normalise=_pixel_normaliser((3, 32, 32), CIFAR10_MEAN, CIFAR10_STD),
         augment=RandomCropFlip(padding=4, fill=black) if augment else None,
     )
+
+
+def missing_files(name: str, data_dir: Path) -> tuple[Path, list[str]]:
+    """Where a file-backed dataset is read from and which of its files are not there yet.
+
+    ([], the folder) when everything is there, and for datasets that need no files; a check
+    that reads directory entries only, so a caller can refuse to start before anything loads.
+    """
+    data_dir = Path(data_dir).expanduser()
+    if name in ("mnist", "fashion-mnist"):
+        raw_dir = data_dir / ("MNIST" if name == "mnist" else "FashionMNIST") / "raw"
+        return raw_dir, _find_idx_files(raw_dir)[1]
+    if name == "cifar10":
+        folder = data_dir / _CIFAR_FOLDER
+        return folder, [n for n in (*_CIFAR_TRAIN_FILES, _CIFAR_TEST_FILE) if not (folder / n).is_file()]
+    return data_dir, []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import socket
 import stat
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -429,6 +429,8 @@ class RunInfo:
     state: str
     preset: str = ""
     criterion: str = ""
+    mask1: str = ""  # "" for mask-training runs, which have no mask-1 / mask-0 actions
+    mask0: str = ""
     group: str = ""
     best_accuracy: float | None = None
     best_weights_remaining: float | None = None
@@ -437,6 +439,7 @@ class RunInfo:
     created: float = 0.0
     backend: str = ""  # where a sweep put it: "local", "ray" ("" for a run started on its own)
     node: str = ""  # the machine it runs on: the backend's node, else the runner's host
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config (labels name what differs)
 
 
 def run_info(run_dir: Path) -> RunInfo:
@@ -454,6 +457,9 @@ def run_info(run_dir: Path) -> RunInfo:
     info.backend, info.node = str(status.get("backend") or ""), str(status.get("node") or status.get("host") or "")
     # Mask-training runs have no pruning criterion: show what they are instead.
     info.criterion = config.prune.criterion if config.experiment == "imp" else config.experiment
+    if config.experiment == "imp":
+        info.mask1, info.mask0 = config.prune.mask1, config.prune.mask0
+    info.config = config.to_dict()
     info.group = str(status.get("group") or "")
     info.error = str(status.get("error") or "")
     info.created = float(status.get("created") or 0.0)

@@ -41,6 +41,7 @@ class LthApp(App[int]):
     TITLE = "lth-tui"
     SUB_TITLE = "lottery-ticket workbench"
     COMMANDS = App.COMMANDS | {LthCommands}
+    NOTIFICATION_TIMEOUT = 5  # a toast covers the view: gone after 5 s (the Log tab keeps a run's messages)
     BINDINGS = [
         Binding("f1", "help", "Help", id="app.help"),
         Binding("f2", "switch_mode('setup')", "Setup", id="app.setup"),
@@ -110,17 +111,20 @@ class LthApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.switch_mode("setup")
         self.set_interval(1.0, self._reap)
-        self.list_runs(self._announce_live)
+        self.list_runs(self._reattach)
 
     def on_unmount(self) -> None:
         for follower in self.followers.values():
             follower.stop()
 
-    def _announce_live(self, infos: list[Any]) -> None:
-        live = [i for i in infos if i.state == "running"]
-        if live:
-            self.notify(f"{len(live)} run(s) still training in {self.runs_dir} — F4 to see them",
-                        title="runs in the background")
+    def _reattach(self, infos: list[Any]) -> None:
+        """Opens on the newest run still training (the Run screen follows it); F4 lists the others."""
+        live = sorted((i for i in infos if i.state == "running"), key=lambda i: (i.created, i.run_id), reverse=True)
+        if not live or self.run_screen.model is not None:
+            return
+        self.open_run(live[0].path)
+        others = f"; {len(live) - 1} more training: F4" if len(live) > 1 else ""
+        self.notify(f"following {live[0].run_id}{others}", title="run still training")
 
     # -- workers: every blocking call goes through here ----------------------------------------
 
@@ -148,7 +152,7 @@ class LthApp(App[int]):
             self._on_success.pop(worker, None)
             error = worker.error
             self.log.error(f"worker {worker.group}/{worker.name} failed: {error!r}")
-            self.notify(str(error) or type(error).__name__, title=f"{worker.name} failed", severity="error", timeout=10)
+            self.notify(str(error) or type(error).__name__, title=f"{worker.name} failed", severity="error")
             callback = self._on_error.pop(worker, None)
             if callback is not None and error is not None:
                 callback(error)
@@ -226,22 +230,32 @@ class LthApp(App[int]):
 
     def load_mask(self, run_dir: Path, trial: int, round_: int, layer: str, image_shape: Any,
                   done: Callable[[Any], None]) -> None:
-        from lth_tui.screens.run import mask_matrix
+        from lth_tui.screens.masks_tab import mask_matrix
 
         self.start_worker(mask_matrix, run_dir, trial, round_, layer, image_shape, name="load mask", group="tensors",
                           exclusive=True, on_success=done)
 
     # starting, resuming, stopping, deleting
 
-    def launch_run(self, config: Any, preset: str, done: Callable[[bool], None]) -> None:
-        """Creates the run dir and spawns the runner child, then follows it on the Run screen."""
+    def launch_run(self, config: Any, preset: str, done: Callable[[bool], None], confirmed: bool = False) -> None:
+        """Creates the run dir and spawns the runner child, then follows it on the Run screen.
+
+        A run of the very same config already training is named first and asked about."""
+        if not confirmed:
+            self.list_runs(lambda infos: self._launch_unless_twin(infos, config, preset, done))
+            return
         runs_dir = self.runs_dir
 
         def launch() -> tuple[Path, Any]:
             from engine.runner import spawn
             from engine.store import create_run
 
+            from lth_tui.setup_checks import data_problem
+
             check_model(config)
+            problem = data_problem(config)
+            if problem:  # no run dir for a run that cannot start
+                raise RuntimeError(problem)
             run_dir = create_run(config, runs_dir, preset=preset)
             return run_dir, spawn(run_dir)
 
@@ -253,6 +267,26 @@ class LthApp(App[int]):
             self.open_run(run_dir)
 
         self.start_worker(launch, name="start run", group="launch", on_success=launched, on_error=lambda e: done(False))
+
+    def _launch_unless_twin(self, infos: list[Any], config: Any, preset: str, done: Callable[[bool], None]) -> None:
+        from lth_tui.run_labels import differing_keys
+        from lth_tui.screens.dialogs import ConfirmDialog
+
+        twins = [i for i in infos if i.state in ("running", "queued") and i.config
+                 and not differing_keys([i.config, config.to_dict()])]
+        if not twins:
+            self.launch_run(config, preset, done, confirmed=True)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.launch_run(config, preset, done, confirmed=True)
+            else:
+                done(False)
+
+        self.push_screen(ConfirmDialog("The same run is training", f"{twins[0].run_id} is already training this very "
+                                       "config (same seed: a second copy repeats its numbers).\n\nStart another copy?",
+                                       yes="Start another"), answer)
 
     def resume_run(self, run_dir: Path) -> None:
         def resume() -> tuple[Path, Any]:
@@ -325,83 +359,95 @@ class LthApp(App[int]):
                                        "stays resumable (r on the Run or Runs screen).", yes="Stop run", no="Keep running"),
                          answer)
 
-    def confirm_delete(self, run_dir: Path) -> None:
+    def confirm_delete(self, run_dirs: list[Path]) -> None:
+        """Deletes runs after one confirm that lists them; none is deleted while one is running."""
         from lth_tui.screens.dialogs import ConfirmDialog
 
-        info = next((i for i in self.run_infos if i.path == run_dir), None)
-        if info is not None and info.state == "running":
-            self.notify(f"{run_dir.name} is running; cancel it first (x)", title="not deleted", severity="warning")
+        run_dirs = [Path(d) for d in run_dirs]
+        states = {i.path: i.state for i in self.run_infos}
+        running = [d.name for d in run_dirs if states.get(d) == "running"]
+        if running:
+            self.notify(f"{', '.join(running)} running; cancel first (x)", title="nothing deleted", severity="warning")
             return
 
         def answer(yes: bool | None) -> None:
             if not yes:
                 return
 
-            def delete() -> Path:
+            def delete() -> list[Path]:
                 from engine.store import StoreError, read_status
 
                 from lth_tui.follower import runner_alive
 
-                try:
-                    status = read_status(run_dir)
-                except StoreError:
-                    status = None
-                if runner_alive(status, grace=False):
-                    raise RuntimeError(f"{run_dir.name} is running; cancel it first")
-                shutil.rmtree(run_dir)
-                return run_dir
+                for run_dir in run_dirs:
+                    try:
+                        status = read_status(run_dir)
+                    except StoreError:
+                        status = None
+                    if runner_alive(status, grace=False):
+                        raise RuntimeError(f"{run_dir.name} is running; cancel it first (nothing was deleted)")
+                for run_dir in run_dirs:
+                    shutil.rmtree(run_dir)
+                return run_dirs
 
-            def deleted(path: Path) -> None:
-                self.notify(f"deleted {path.name}", title="run deleted")
-                self.run_screen.clear_run(path)
+            def deleted(paths: list[Path]) -> None:
+                self.notify(f"deleted {paths[0].name}" if len(paths) == 1 else f"deleted {len(paths)} runs",
+                            title="runs deleted")
+                for path in paths:
+                    self.run_screen.clear_run(path)
+                self.runs_screen.marked -= set(paths)
                 self.runs_screen.action_refresh()
 
-            self.start_worker(delete, name="delete run", group="delete", on_success=deleted)
+            self.start_worker(delete, name="delete runs", group="delete", on_success=deleted)
 
-        self.push_screen(ConfirmDialog("Delete run", f"Delete {run_dir.name} and every file in it?\n{run_dir}",
+        names = "\n".join(f"  • {d.name}" for d in run_dirs[:8]) + (f"\n  … and {len(run_dirs) - 8} more" if len(run_dirs) > 8 else "")
+        what = "this run" if len(run_dirs) == 1 else f"these {len(run_dirs)} runs"
+        self.push_screen(ConfirmDialog("Delete runs" if len(run_dirs) > 1 else "Delete run",
+                                       f"Delete {what} and every file in them?\n{names}\nin {self.runs_dir}",
                                        yes="Delete"), answer)
 
     # export
 
     def export_dialog(self, run_dirs: list[Path], formats: tuple[str, ...] = FORMATS) -> None:
-        from lth_tui.screens.dialogs import ExportDialog
+        """One run: any format into its dir. Several: md or csv as one side-by-side table, png as one plot."""
+        from lth_tui.screens.dialogs import ConfirmDialog, ExportDialog
 
         run_dirs = list(run_dirs)
         if len(run_dirs) == 1:
             defaults = {fmt: run_dirs[0] / f"export.{fmt}" for fmt in formats}
             what = f"Export {run_dirs[0].name}"
         else:
+            formats = tuple(f for f in formats if f != "json") or ("png",)
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            defaults = {fmt: (self.runs_dir / f"compare-{stamp}.png" if fmt == "png" else Path(f"<run dir>/export.{fmt}"))
-                        for fmt in formats}
-            what = (f"Export {len(run_dirs)} runs: png puts them on one plot; md, json and csv write one file "
-                    "into each run dir")
+            defaults = {fmt: self.runs_dir / f"compare-{stamp}.{fmt}" for fmt in formats}
+            what = f"Export {len(run_dirs)} runs side by side: md or csv as one table, png as one plot"
 
-        def chosen(result: tuple[str, Path] | None) -> None:
-            if result is not None:
-                self.export(run_dirs, *result)
+        def chosen(result: tuple[str, Path] | None, overwrite: bool = False) -> None:
+            if result is None:
+                return
+            fmt, path = result
+            if path.exists() and not overwrite:
+                self.push_screen(ConfirmDialog("File exists", f"{path} already exists.\nOverwrite it?", yes="Overwrite"),
+                                 lambda yes: chosen(result, True) if yes else self.export_dialog(run_dirs, formats))
+                return
+            self.export(run_dirs, fmt, path)
 
         self.push_screen(ExportDialog(what, defaults, formats), chosen)
 
     def export(self, run_dirs: list[Path], fmt: str, path: Path) -> None:
-        def write() -> list[Path]:
-            from lth_tui.export import export, to_png
+        def write() -> Path:
+            from lth_tui.export import export
+            from lth_tui.export_runs import export_runs
 
-            if len(run_dirs) > 1 and fmt == "png":
-                path.parent.mkdir(parents=True, exist_ok=True)
-                to_png(run_dirs, path)
-                return [path]
-            if len(run_dirs) > 1:
-                return [Path(export(d, fmt, None)) for d in run_dirs]
             path.parent.mkdir(parents=True, exist_ok=True)
-            return [Path(export(run_dirs[0], fmt, path))]
+            if len(run_dirs) > 1:
+                return export_runs(run_dirs, fmt, path)
+            return Path(export(run_dirs[0], fmt, path))
 
-        def written(paths: list[Path]) -> None:
-            shown = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files, e.g. {paths[0]}"
-            self.notify(f"wrote {shown}", title=f"exported {fmt}", timeout=8)
-            if self.is_web:  # lth-tui serve: the browser's user gets the files, not only the server's disk
-                for written_path in paths:
-                    self.deliver_binary(written_path, save_filename=written_path.name)
+        def written(path: Path) -> None:
+            self.notify(f"wrote {path}", title=f"exported {fmt}")
+            if self.is_web:  # lth-tui serve: the browser's user gets the file, not only the server's disk
+                self.deliver_binary(path, save_filename=path.name)
 
         self.start_worker(write, name=f"export {fmt}", group="export", on_success=written)
 
@@ -443,8 +489,7 @@ class LthApp(App[int]):
                 if event.get("event") == "run_end" and event.get("state") == "done":
                     self.notify(f"{message.run_dir.name} finished", title="run done")
                 elif event.get("event") == "error":
-                    self.notify(str(event.get("message")), title=f"{message.run_dir.name} failed", severity="error",
-                                timeout=15)
+                    self.notify(str(event.get("message")), title=f"{message.run_dir.name} failed", severity="error")
 
     def on_run_status(self, message: RunStatus) -> None:
         follower = self.followers.get(message.run_dir)

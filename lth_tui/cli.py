@@ -16,6 +16,11 @@ from typing import Any, Sequence
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+RUN_HELP = "a run dir, or a run id in the runs dir (a unique prefix, or the 6-hex suffix)"
+RUN_FIELDS = ("run_id", "state", "preset", "criterion", "mask1", "mask0", "best_accuracy", "best_weights_remaining",
+              "rounds_done", "group", "error")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lth-tui", description="Lottery-ticket experiments: the app, or headless commands.")
     parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default $LTH_TUI_RUNS_DIR or ~/.local/share/lth-tui/runs)")
@@ -43,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus-per-run", type=float, metavar="C", help="Ray: CPUs per run (default 1)")
 
     resume = sub.add_parser("resume", help="continue a killed or cancelled run")
-    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("run_dir", help=RUN_HELP)
+    resume.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     resume.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS")
     resume.add_argument("--quiet", action="store_true")
 
@@ -56,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
     lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: train two copies, measure the error barrier")
-    lmc.add_argument("run_dir", type=Path)
+    lmc.add_argument("run_dir", help=RUN_HELP)
+    lmc.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     lmc.add_argument("--round", dest="round_", type=int, default=None, help="the round whose mask is used")
     lmc.add_argument("--rewind", type=int, default=None, metavar="K",
                      help="start the copies from θK and train iterations K..T (default: the round's own start)")
@@ -64,16 +71,20 @@ def _parser() -> argparse.ArgumentParser:
     lmc.add_argument("--successive", action="store_true",
                      help="instead: barrier and distances between every round's solution and the one before it (no training)")
 
-    runs = sub.add_parser("runs", help="list runs with state and best accuracy")
+    runs = sub.add_parser("runs", help="list runs with state and best accuracy",
+                          description="A table on a terminal; piped, one run a line with tab-separated fields: "
+                                      + ", ".join(RUN_FIELDS) + ".")
     runs.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
+    runs.add_argument("--json", action="store_true", help="a JSON list of the runs, every field")
 
     export = sub.add_parser("export", help="write a run's (or a sweep group's) summary as md, json, csv, png or "
                             "TensorBoard event files, or a round's ticket as a standalone model")
-    export.add_argument("run_dir", type=Path, help="a run dir, or a sweep group (its id or folder)")
+    export.add_argument("run_dir", help=RUN_HELP + ", or a sweep group (its id or folder)")
     export.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     export.add_argument("--format", required=True, help="md | json | csv | png | tensorboard | ticket")
     export.add_argument("-o", "--output", help="file to write (default RUN_DIR/export.FORMAT; - for stdout); "
                         "tensorboard: a folder (default RUN_DIR/tensorboard)")
+    export.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     export.add_argument("--trial", type=int, default=None, help="ticket: the trial (default 0)")
     export.add_argument("--round", dest="round_", type=int, default=None, help="ticket: the round (default the last)")
     export.add_argument("--weights", default=None, help="ticket: final (trained, default) | init (the round's start)")
@@ -349,12 +360,31 @@ def _toml_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _runs_dir(args: argparse.Namespace) -> Path:
+    from engine.store import default_runs_dir
+
+    return Path(args.runs_dir).expanduser() if args.runs_dir else default_runs_dir()
+
+
+def _resolve(args: argparse.Namespace) -> Path | None:
+    """RUN_DIR as a path or a run id of the runs dir; None (after one error line) when it names none."""
+    from lth_tui.run_ids import RunNotFound, resolve_run
+
+    try:
+        return resolve_run(args.run_dir, _runs_dir(args))
+    except RunNotFound as exc:
+        _err(str(exc))
+        return None
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.process import liveness, lock_held
     from engine.runner import check_stored_rounds
     from engine.store import StoreError, read_config, read_status
 
-    run_dir = args.run_dir
+    run_dir = _resolve(args)
+    if run_dir is None:
+        return EXIT_BAD_INPUT
     try:
         _check_checkpoint_every(args.checkpoint_every)
     except ValueError as exc:
@@ -407,9 +437,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+    """A table on a terminal; piped, whole ids and tab-separated fields (for cut, awk, xargs)."""
     from engine.store import list_runs
 
     try:
@@ -417,19 +445,68 @@ def cmd_runs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _bad_input(exc, args.runs_dir)
     infos = list_runs(runs_dir)
+    if args.json:
+        import json
+
+        records = [{"path": str(i.path), **{f: getattr(i, f) for f in RUN_FIELDS}} for i in infos]
+        print(json.dumps(records, indent=1))
+        return EXIT_OK
+    if not sys.stdout.isatty():
+        for info in infos:
+            print("\t".join(_field(getattr(info, f)) for f in RUN_FIELDS))
+        return EXIT_OK
     if not infos:
         print(f"no runs in {runs_dir}")
         return EXIT_OK
-    table = Table(title=str(runs_dir), title_justify="left")
-    for column in ("run", "state", "preset", "criterion", "best acc %", "at weights %", "rounds"):
-        table.add_column(column, justify="right" if "%" in column or column == "rounds" else "left")
-    for info in infos:
+    _runs_table(runs_dir, infos)
+    return EXIT_OK
+
+
+def _field(value: Any) -> str:
+    text = "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+    return " ".join(text.split())  # a tab or newline in an error message must not split the line
+
+
+def _runs_table(runs_dir: Path, infos: list[Any]) -> None:
+    """The whole id always (it is what the other commands take): a table on a wide terminal,
+    else two lines a run, the id on the first."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    styles = {"running": "bold green", "done": "cyan", "failed": "bold red", "damaged": "bold red", "lost": "bold red",
+              "interrupted": "bold yellow", "cancelled": "yellow"}
+
+    def figures(info: Any) -> tuple[str, str]:
         acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
         wr = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
-        state = f"{info.state}: {info.error}" if info.state in ("damaged", "lost") else info.state
-        table.add_row(info.run_id, state, info.preset, info.criterion, acc, wr, str(info.rounds_done))
-    Console().print(table)
-    return EXIT_OK
+        return acc, wr
+
+    if console.width < 120:
+        console.print(Text(str(runs_dir), style="bold"))
+        for info in infos:
+            acc, wr = figures(info)
+            line = Text("  ")
+            line.append(info.state, style=styles.get(info.state, ""))
+            what = "/".join(x for x in (info.criterion, info.mask1, info.mask0) if x)
+            line.append(f"  {what}" + (f"  best {acc}% at {wr}% weights" if acc else "") + f"  {info.rounds_done} rounds")
+            if info.error:
+                line.append(f"  {info.error}", style="red")
+            console.print(Text(info.run_id, style="bold"), no_wrap=True, crop=False)
+            console.print(line, overflow="ellipsis", no_wrap=True)
+        return
+    table = Table(title=str(runs_dir), title_justify="left")
+    table.add_column("run", no_wrap=True)
+    for column in ("state", "preset", "criterion", "mask-1", "mask-0", "best acc %", "at wt %", "rounds"):
+        table.add_column(column, justify="right" if "%" in column or column == "rounds" else "left")
+    for info in infos:
+        acc, wr = figures(info)
+        state = Text(f"{info.state}: {info.error}" if info.state in ("damaged", "lost") else info.state,
+                     style=styles.get(info.state, ""))
+        table.add_row(info.run_id, state, info.preset, info.criterion, info.mask1, info.mask0, acc, wr,
+                      str(info.rounds_done))
+    console.print(table)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -442,21 +519,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format not in (*FORMATS, *ARTIFACT_FORMATS):
         _err(f"--format {args.format!r} is not allowed; formats: {', '.join((*FORMATS, *ARTIFACT_FORMATS))}")
         return EXIT_BAD_INPUT
-    if args.format in ARTIFACT_FORMATS or (args.trial, args.round_, args.weights) != (None, None, None):
-        return cmd_export_artifact(args)
     output = Path(args.output) if args.output and args.output != "-" else args.output
     try:
         group = find_group(args.run_dir, args.runs_dir or default_runs_dir())
     except (StoreError, OSError) as exc:
         _err(f"{args.run_dir}: {exc}")
         return EXIT_BAD_INPUT
+    run_dir = None if group is not None else _resolve(args)
+    if group is None and run_dir is None:
+        return EXIT_BAD_INPUT
+    if args.format in ARTIFACT_FORMATS or (args.trial, args.round_, args.weights) != (None, None, None):
+        if run_dir is not None:
+            args.run_dir = str(run_dir)  # a run id resolved in the runs dir, as for the other formats
+        return cmd_export_artifact(args)
     try:
         if group is not None:
-            result = export_group(group, args.format, output)
+            result = export_group(group, args.format, output, overwrite=args.force)
         else:
-            result = export(args.run_dir, args.format, output)
+            result = export(run_dir, args.format, output, overwrite=args.force)
     except (StoreError, ExportError) as exc:
-        _err(f"{args.run_dir}: {exc}")
+        _err(f"{run_dir or group}: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(result, Path):
         print(result)
@@ -473,16 +555,19 @@ def cmd_lmc(args: argparse.Namespace) -> int:
     from engine.store import StoreError
     from engine.training import Cancelled
 
+    run_dir = _resolve(args)
+    if run_dir is None:
+        return EXIT_BAD_INPUT
     if args.successive:
-        return _successive(args)
+        return _successive(args, run_dir)
     if args.round_ is None:
-        return _bad_input(ValueError("lmc needs --round R (or --successive for every round)"), args.run_dir)
+        return _bad_input(ValueError("lmc needs --round R (or --successive for every round)"), run_dir)
     stop = _StopFlag()
     stop.install()
     try:
-        record = run_lmc(args.run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial or 0, should_stop=stop)
+        record = run_lmc(run_dir, args.round_, rewind_iteration=args.rewind, trial=args.trial or 0, should_stop=stop)
     except (ConfigError, StoreError, DatasetError) as exc:
-        return _bad_input(exc, args.run_dir)
+        return _bad_input(exc, run_dir)
     except Cancelled:
         print("lmc cancelled; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -495,7 +580,7 @@ def cmd_lmc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _successive(args: argparse.Namespace) -> int:
+def _successive(args: argparse.Namespace, run_dir: Path) -> int:
     """Successive-round connectivity of a stored run (engine/successive.py): one line per round."""
     from engine.config import ConfigError
     from engine.datasets import DatasetError
@@ -504,7 +589,7 @@ def _successive(args: argparse.Namespace) -> int:
     from engine.training import Cancelled
 
     if args.round_ is not None or args.rewind is not None:
-        return _bad_input(ValueError("--successive measures every round; it takes no --round or --rewind"), args.run_dir)
+        return _bad_input(ValueError("--successive measures every round; it takes no --round or --rewind"), run_dir)
 
     def show(rec: dict) -> None:
         proj, unproj = rec["projected"], rec["unprojected"]
@@ -515,9 +600,9 @@ def _successive(args: argparse.Namespace) -> int:
     stop = _StopFlag()
     stop.install()
     try:
-        records = run_successive(args.run_dir, args.trial, should_stop=stop, on_round=show)
+        records = run_successive(run_dir, args.trial, should_stop=stop, on_round=show)
     except (ConfigError, StoreError, DatasetError) as exc:
-        return _bad_input(exc, args.run_dir)
+        return _bad_input(exc, run_dir)
     except Cancelled:
         print("successive analysis cancelled; the rounds printed above were written", file=sys.stderr)
         return EXIT_INTERRUPTED

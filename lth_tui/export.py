@@ -290,41 +290,60 @@ def to_csv(run_dir: Path) -> str:
 
 
 def to_png(run_dirs: list[Path], path: Path) -> None:
-    """The sparsity curves (mean ± std over trials, log x) and early-stop iterations of runs."""
+    """The sparsity curves (mean ± std over trials, log x) and early-stop iterations of runs:
+    ticks at the rounds' weights remaining, the runs named in the title, a legend on each panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullFormatter
 
-    fig, (ax_acc, ax_stop) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for run_dir in run_dirs:
-        summary = read_summary(run_dir)
+    from lth_tui.run_labels import run_labels
+
+    summaries = [read_summary(run_dir) for run_dir in run_dirs]
+    names = [str(s.get("run_id") or Path(d).name) for s, d in zip(summaries, run_dirs)]
+    labels = run_labels([(name, s.get("config")) for name, s in zip(names, summaries)])
+    fig, (ax_acc, ax_stop) = plt.subplots(1, 2, figsize=(11, 4.6))
+    ticks: set[float] = set()
+    for summary, label in zip(summaries, labels):
         curve = summary.get("curve", [])
         if not curve:
             continue
         x = [100 * p["weights_remaining"] for p in curve]
+        ticks.update(round(v, 6) for v in x)
         counts = [p.get("n", 1) for p in curve]
-        name = one_line(summary.get("run_id") or Path(run_dir).name, 80).replace("$", r"\$")  # no mathtext
-        label = f"{name} (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
+        label = one_line(label, 80).replace("$", r"\$")  # no mathtext
+        label += f" (n={min(counts)}" + (f"–{max(counts)})" if max(counts) != min(counts) else ")")
         key = "test_accuracy" if any(p.get("test_accuracy_mean") is not None for p in curve) else "test_accuracy_final"
         acc = [100 * p[f"{key}_mean"] for p in curve]
         line = ax_acc.errorbar(x, acc, yerr=[100 * p[f"{key}_std"] for p in curve], marker="o", ms=3, capsize=2,
                                label=label + ("" if key == "test_accuracy" else ", final: no hold-out"))
         nonzero = [100 * p.get("weights_nonzero", p["weights_remaining"]) for p in curve]
         if nonzero != x:  # freezing mask-0 actions: the same accuracies at the forward pass's density
+            ticks.update(round(v, 6) for v in nonzero)
             ax_acc.plot(nonzero, acc, linestyle="--", marker="x", ms=3, color=line[0].get_color(),
-                        label=f"{name} at non-zero % of the forward pass")
+                        label=f"{label} at non-zero % of the forward pass")
         stops = [(xi, p) for xi, p in zip(x, curve) if p.get("early_stop_iteration_mean") is not None]
         if stops:
             ax_stop.errorbar([xi for xi, _ in stops], [p["early_stop_iteration_mean"] for _, p in stops],
                              yerr=[p["early_stop_iteration_std"] for _, p in stops], marker="o", ms=3, capsize=2, label=label)
+    shown = _thin_log_ticks(sorted(ticks, reverse=True))
     for ax, ylabel in ((ax_acc, "test accuracy at early stop (%)"), (ax_stop, "early-stop iteration")):
         ax.set_xscale("log")
-        ax.invert_xaxis()
+        if shown:
+            ax.set_xlim(max(shown) * 1.08, min(shown) / 1.08)  # reversed: 100% on the left
+            ax.xaxis.set_major_locator(FixedLocator(shown))
+            ax.set_xticks(shown, [f"{v:.3g}" for v in shown], fontsize=7)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        else:
+            ax.invert_xaxis()
         ax.set_xlabel("weights remaining (%)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-    ax_acc.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    title = names[0] if len(names) == 1 else f"{len(names)} runs: " + ", ".join(labels)
+    fig.suptitle(one_line(title, 150).replace("$", r"\$"), fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
@@ -332,7 +351,23 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
     _write(path, buffer.getvalue())
 
 
-def export(run_dir: Path, fmt: str, output: Path | None = None) -> Path | str:
+def _thin_log_ticks(values: list[float], min_ratio: float = 1.12) -> list[float]:
+    """The rounds' weights remaining, skipping any closer than min_ratio to the last kept one
+    on the log axis (so the labels do not overlap)."""
+    kept: list[float] = []
+    for v in values:
+        if v > 0 and (not kept or kept[-1] / v >= min_ratio):
+            kept.append(v)
+    return kept
+
+
+def refuse_overwrite(target: Path, overwrite: bool) -> None:
+    """An existing file is only replaced when asked (the CLI's --force, the app's confirm)."""
+    if not overwrite and Path(target).exists():
+        raise ExportError(f"{target} exists; pass --force to overwrite it")
+
+
+def export(run_dir: Path, fmt: str, output: Path | None = None, overwrite: bool = True) -> Path | str:
     """Writes one format; returns the path written, or the text when output is "-"."""
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r} is not allowed; formats: {', '.join(FORMATS)}")
@@ -341,9 +376,12 @@ def export(run_dir: Path, fmt: str, output: Path | None = None) -> Path | str:
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
         target = check_export_target(Path(output) if output else run_dir / "export.png")
+        refuse_overwrite(target, overwrite)
         to_png([run_dir], target)
         return target
     target = None if str(output) == "-" else check_export_target(Path(output) if output else run_dir / f"export.{fmt}")
+    if target is not None:
+        refuse_overwrite(target, overwrite)
     text = {"md": to_markdown, "json": to_json, "csv": to_csv}[fmt](run_dir)
     if target is None:
         return text
@@ -360,8 +398,10 @@ def check_export_target(target: Path) -> Path:
         raise ExportError(str(exc)) from None
 
 
-def _run_label(swept: dict[str, Any]) -> str:
-    return md_text(", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in swept.items()), 200)
+def _run_label(entry: dict[str, Any]) -> str:
+    """A group entry's own "label", else its swept values."""
+    swept = ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in entry["swept"].items())
+    return md_text(entry.get("label") or swept, 200)
 
 
 def group_markdown(folder: Path) -> str:
@@ -369,6 +409,13 @@ def group_markdown(folder: Path) -> str:
     from lth_tui.sweeps import read_group
 
     group = read_group(folder)
+    group.setdefault("group", Path(folder).name)
+    return side_by_side_markdown(group)
+
+
+def side_by_side_markdown(group: dict[str, Any]) -> str:
+    """Runs side by side, from a group.json-shaped dict: {"group", "preset", "axes", "runs":
+    [{"run_dir", "swept"}]}; a "title" replaces the sweep heading (marked runs of the app)."""
     entries = []
     for entry in group["runs"]:
         run_dir = Path(entry["run_dir"])
@@ -378,8 +425,8 @@ def group_markdown(folder: Path) -> str:
             summary, state = None, f"damaged: {exc}"
         entries.append((entry, run_dir, summary, state))
     axes = md_text(", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in group.get("axes", {}).items()), 1000)
-    lines = [f"# sweep {md_text(group.get('group', Path(folder).name))}", "", f"- preset: {md_text(group.get('preset', ''))}",
-             f"- swept: {axes}", "",
+    heading = group.get("title") or f"# sweep {md_text(group.get('group', ''))}"
+    lines = [heading, "", f"- preset: {md_text(group.get('preset', ''))}", f"- {group.get('axes_word', 'swept')}: {axes}", "",
              "| run | " + " | ".join(md_text(k) for k in group.get("axes", {}))
              + " | state | best acc % | at weights % | last round acc % | last weights % |",
              "|---|" + "---|" * len(group.get("axes", {})) + "---|---:|---:|---:|---:|"]
@@ -397,7 +444,7 @@ def group_markdown(folder: Path) -> str:
     rounds = sorted({p["round"] for _, _, s, _ in entries if s for p in s.get("curve", [])})
     if rounds:
         lines += ["", "Test accuracy % at early stop (mean ± std over trials) and weights remaining %, per round:", "",
-                  "| round | " + " | ".join(_run_label(e["swept"]) for e, _, _, _ in entries) + " |",
+                  "| round | " + " | ".join(_run_label(e) for e, _, _, _ in entries) + " |",
                   "|---:|" + "---:|" * len(entries)]
         for r in rounds:
             cells = []
@@ -406,7 +453,7 @@ def group_markdown(folder: Path) -> str:
                 cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
     lines += stability_markdown([(entry, summary) for entry, _, summary, _ in entries])
-    lines += _group_overlap_markdown([(run_dir, _run_label(entry["swept"])) for entry, run_dir, _, _ in entries])
+    lines += _group_overlap_markdown([(run_dir, _run_label(entry)) for entry, run_dir, _, _ in entries])
     return "\n".join(lines) + "\n"
 
 
@@ -453,7 +500,11 @@ def group_csv(folder: Path) -> str:
     """Every round of every run of a sweep, with the swept values as columns."""
     from lth_tui.sweeps import read_group
 
-    group = read_group(folder)
+    return side_by_side_csv(read_group(folder))
+
+
+def side_by_side_csv(group: dict[str, Any]) -> str:
+    """Every round of every run of a group.json-shaped dict, with its "axes" as columns."""
     keys = list(group.get("axes", {}))
     summaries = [(entry, Path(entry["run_dir"]), read_summary(Path(entry["run_dir"]))) for entry in group["runs"]]
     extra = _optional_columns([rec for _, _, s in summaries for trial in s["trials"] for rec in trial["rounds"]])
@@ -485,7 +536,7 @@ def _group_json(folder: Path, group_json: Any) -> str:
     return json.dumps(finite(data), indent=1, allow_nan=False) + "\n"
 
 
-def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Path | str:
+def export_group(folder: Path, fmt: str, output: Path | str | None = None, overwrite: bool = True) -> Path | str:
     """Like export() for a sweep group; files default into the group folder."""
     from lth_tui.sweeps import group_json, read_group
 
@@ -496,9 +547,12 @@ def export_group(folder: Path, fmt: str, output: Path | str | None = None) -> Pa
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
         target = check_export_target(Path(output) if output else folder / "export.png")
+        refuse_overwrite(target, overwrite)
         to_png([Path(e["run_dir"]) for e in read_group(folder)["runs"]], target)
         return target
     target = None if str(output) == "-" else check_export_target(Path(output) if output else folder / f"export.{fmt}")
+    if target is not None:
+        refuse_overwrite(target, overwrite)
     text = {"md": group_markdown, "json": lambda f: _group_json(f, group_json), "csv": group_csv}[fmt](folder)
     if target is None:
         return text

@@ -13,18 +13,9 @@ from typing import Callable
 
 from engine.process import request_stop
 from engine.store import StoreError, read_status
+from lth_tui.run_ids import RunNotFound, resolve_run
 
 POLL_SECONDS = 0.2
-
-
-def resolve_run(arg: Path, runs_dir: Path) -> Path | None:
-    """A run dir given as a path, or as the exact id of a run in the runs dir."""
-    if (arg / "status.json").exists() or (arg / "config.toml").exists():
-        return arg
-    name = str(arg)
-    if "/" not in name and name not in (".", "..") and (Path(runs_dir) / name).is_dir():
-        return Path(runs_dir) / name
-    return None
 
 
 def wait_ended(run_dir: Path, timeout: float) -> str | None:
@@ -48,9 +39,10 @@ def stop_runs(args: list[Path], runs_dir: Path, timeout: float, out: Callable[[s
     timeout or is lost, 2 when an argument is not a run."""
     code = 0
     for arg in args:
-        run_dir = resolve_run(Path(arg), runs_dir)
-        if run_dir is None:
-            err(f"{arg}: not a run dir, nor the id of a run in {runs_dir}")
+        try:
+            run_dir = resolve_run(arg, runs_dir)  # a path, an id, a unique prefix or the hash suffix
+        except RunNotFound as exc:
+            err(str(exc))
             code = 2
             continue
         result = request_stop(run_dir, by="lth-tui stop")

@@ -59,6 +59,7 @@ async def _start_from_setup(app: LthApp, pilot, **fields: str) -> Path:
         setup.query_one("#" + field_id(key), Input).value = value
     await wait_for(pilot, lambda: setup.config is not None and all(
         str(setup.config.get(k)) in (v, f"{v}it") for k, v in fields.items()))
+    await wait_for(pilot, setup.ready, 30)  # the data and model checks ran
     await pilot.press("ctrl+r")
     await wait_for(pilot, lambda: app.screen is app.run_screen and app.run_screen.model is not None, 30)
     return app.run_screen.model.run_dir
@@ -106,10 +107,8 @@ async def test_launch_watch_export(preset_home: Path, tmp_path: Path, one_thread
             _kill(pid)
 
 
-async def _open_first_run(app: LthApp, pilot) -> None:
-    await pilot.press("f4")
-    await wait_for(pilot, lambda: app.runs_screen.listed >= 1 and app.runs_screen.infos)
-    await pilot.press("enter")
+async def _reattached(app: LthApp, pilot) -> None:
+    """The app opens on the run still training, following it (no key pressed)."""
     screen = app.run_screen
     await wait_for(pilot, lambda: app.screen is screen and screen.model is not None and screen.model.alive
                    and screen.model.position is not None, CHILD_TIMEOUT)
@@ -125,7 +124,7 @@ async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path,
     try:
         app = LthApp(runs_dir)
         async with app.run_test(size=(80, 24)) as pilot:
-            await _open_first_run(app, pilot)
+            await _reattached(app, pilot)
             assert app.run_screen.model.run_dir == run_dir
             await pilot.press("ctrl+q")
             await wait_for(pilot, lambda: isinstance(app.screen, QuitDialog))
@@ -138,9 +137,9 @@ async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path,
         # a new app finds it running, follows it live, and cancels it (after asking)
         app = LthApp(runs_dir)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _open_first_run(app, pilot)
+            await _reattached(app, pilot)
             screen = app.run_screen
-            assert app.runs_screen.infos[0].state == "running"
+            assert screen.model.run_dir == run_dir and app.run_infos[0].state == "running"
             seen = screen.model.position
             await wait_for(pilot, lambda: screen.model.position != seen, 30)  # live events keep coming
             await pilot.press("x")

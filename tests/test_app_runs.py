@@ -19,7 +19,8 @@ from lth_tui.app import LthApp
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotView
 from lth_tui.screens.dialogs import ConfirmDialog, RunPicker
-from lth_tui.screens.run import RunModel, mask_matrix
+from lth_tui.screens.masks_tab import mask_matrix
+from lth_tui.screens.run import RunModel
 from lth_tui.screens.runs import CompareScreen
 
 
@@ -127,6 +128,10 @@ async def test_runs_list_damaged_compare_delete(store: Path, finished_runs: list
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.runs_screen)
 
+        for run_dir in done:  # unmark: d deletes the marked runs when there are any
+            table.move_cursor(row=_row(app, run_dir))
+            await pilot.press("space")
+        assert not app.runs_screen.marked
         # delete asks first; "no" keeps the dir, "yes" removes it
         never = next(i.path for i in app.runs_screen.infos if "never-started" in i.run_id)
         table.move_cursor(row=_row(app, never))

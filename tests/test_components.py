@@ -156,9 +156,9 @@ async def test_plot_view_renders_log_axis() -> None:
         assert len(lines) == 20 and all(len(line) <= 80 for line in lines)
         assert "Sparsity" in lines[0]
         assert "weights remaining %" in text and "accuracy" in text
-        tick_row = next(line for line in lines if "100" in line and "10 " in line)
-        # xreverse: 100% on the left, the smallest level on the right.
-        assert tick_row.index("100") < tick_row.index(" 1 ")
+        # ticks at the rounds' own weights remaining; xreverse: 100% on the left, the sparsest on the right
+        tick_row = next(line for line in lines if "100" in line and "51.2" in line)
+        assert tick_row.index("100") < tick_row.index("13.4") < tick_row.index("0.9")
         assert "━┅ IMP" in lines[-1] and "━━ reinit" in lines[-1]  # band and plain legend swatches
         assert "Sparsity" in app.export_screenshot()
 

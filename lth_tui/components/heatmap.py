@@ -462,15 +462,17 @@ class MaskHeatmap(Widget, can_focus=True):
         return Strip(segments).crop_extend(0, width, base)
 
     def _title_strip(self, width: int, base: Style) -> Strip:
+        """Title, density, visible range and size; the least needed parts go first when narrow."""
         n_rows, n_cols = self._matrix.shape  # type: ignore[union-attr]
-        parts: list[tuple[str, Style]] = [
-            (self._title or "mask", Style(bold=True, underline=self.has_focus)),
-            (f"  {100 * self._density:.1f}% kept", Style(bold=True)),
-        ]
+        title = (self._title or "mask", Style(bold=True, underline=self.has_focus))
+        kept = [(f"  {100 * self._density:.1f}% kept", Style(bold=True)), (f" {100 * self._density:.1f}%", Style(bold=True))]
+        extra: list[tuple[str, Style]] = []
         if self.validate_zoom(self.zoom) > 0:
             r0, c0, r1, c1 = self.viewport
-            parts.append((f"  rows {r0}–{r1 - 1} cols {c0}–{c1 - 1}", Style()))
-        parts.append((f"  of {n_rows}×{n_cols}", Style(dim=True)))
+            extra.append((f"  rows {r0}–{r1 - 1} cols {c0}–{c1 - 1}", Style()))
+        extra.append((f"  of {n_rows}×{n_cols}", Style(dim=True)))
+        candidates = [[title, kept[0], *extra], [title, kept[0], *extra[:-1]], [title, kept[0]], [title, kept[1]]]
+        parts = next((c for c in candidates if sum(len(t) for t, _ in c) <= width), candidates[-1])
         return self._text_strip(parts, width, base)
 
     def _legend_strip(self, width: int, base: Style) -> Strip:

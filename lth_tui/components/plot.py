@@ -10,6 +10,7 @@ legend sits on top of the data and grows two rows per series.
 from __future__ import annotations
 
 import math
+import textwrap
 import threading
 from dataclasses import dataclass
 from time import monotonic
@@ -32,6 +33,7 @@ class Series:
     y: tuple[float, ...]
     yerr: tuple[float, ...] | None = None
     color: str | None = None  # plotext colour name ("red", "blue+", "orange") or "#rrggbb"
+    marker: str | None = None  # points only, drawn with this character (a live point: "●")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class PlotSpec:
     xreverse: bool = False  # sparsity curves read right-to-left: 100% on the left
     ylim: tuple[float, float] | None = None
     empty_message: str = "no data yet"
+    xmax: float | None = None  # the axis never extends past it (100 for % weights remaining)
 
 
 # Okabe-Ito colours without black and the dark blue: distinct for colour-blind readers and
@@ -143,13 +146,55 @@ def log_ticks(lo: float, hi: float, canvas_width: int) -> tuple[list[float], lis
     return [lo, hi], [_format_tick(10**lo), _format_tick(10**hi)]
 
 
+def data_log_ticks(xs: list[float], lo: float, hi: float, canvas_width: int) -> tuple[list[float], list[str]]:
+    """Ticks at the data's own x values (log10 units): the rounds' weights remaining.
+
+    From the first round (100%) on, a value is labelled when its label clears the previous
+    one; the last (sparsest) round is always labelled, displacing a neighbour that collides."""
+    span = max(hi - lo, 1e-9)
+    kept: list[tuple[float, str, float]] = []
+
+    def clears(a: tuple[float, str, float], b: tuple[float, str, float]) -> bool:
+        return abs(b[2] - a[2]) >= (len(a[1]) + len(b[1])) / 2 + 1
+
+    values = sorted(set(round(x, 9) for x in xs), reverse=True)
+    points = [(x, _format_tick(10**x), (x - lo) / span * canvas_width) for x in values]
+    for point in points:
+        if not kept or clears(kept[-1], point):
+            kept.append(point)
+    if points and kept[-1] is not points[-1]:
+        while kept and not clears(kept[-1], points[-1]):
+            kept.pop()
+        kept.append(points[-1])
+    return [p[0] for p in kept], [p[1] for p in kept]
+
+
+def nice_ticks(lo: float, hi: float, canvas_width: int) -> tuple[list[float], list[str]] | None:
+    """Linear ticks at round numbers (1, 2 or 5 × 10^k apart) whose labels fit the width."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo <= 0:
+        return None
+    for count in (10, 8, 6, 5, 4, 3, 2):
+        raw = (hi - lo) / count
+        base = 10 ** math.floor(math.log10(raw))
+        step = next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= raw)
+        first = math.ceil(lo / step - 1e-9) * step
+        positions = [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+        labels = [_format_tick(round(p, 12)) if abs(p) >= 1e-12 else "0" for p in positions]
+        if len(positions) < 2:
+            continue
+        cell = canvas_width / (hi - lo) * step
+        if cell >= max(len(label) for label in labels) + 2:
+            return positions, labels
+    return None
+
+
 def _legend(spec: PlotSpec, width: int, max_lines: int) -> Text | None:
     """Coloured "━━ label" entries, wrapped to the width; None when nothing is labelled."""
     entries: list[Text] = []
     for index, series in enumerate(spec.series):
         if not series.label:
             continue
-        swatch = "━━" if series.yerr is None else "━┅"  # ┅ hints at the ±err band
+        swatch = series.marker or ("━━" if series.yerr is None else "━┅")  # ┅ hints at the ±err band
         pixel = plt.pixel(foreground=_color(series, index))
         entry = Text.from_ansi(plt.colorize(swatch).fill(pixel).string())
         entry.append(" " + series.label)
@@ -178,8 +223,12 @@ def _message(spec: PlotSpec, width: int, height: int) -> Text:
     lines = [Text(" " * width) for _ in range(max(height, 1))]
     if spec.title and height >= 3:
         lines[0] = Text(spec.title.center(width)[:width], style=Style(bold=True))
-    middle = len(lines) // 2
-    lines[middle] = Text(spec.empty_message.center(width)[:width], style=Style(dim=True))
+    # a narrow plot (the LMC tab's side plots at 80 columns) wraps the message instead of cutting it
+    wrapped = textwrap.wrap(spec.empty_message, max(width, 1)) or [""]
+    first = max(1 if spec.title and height >= 3 else 0, len(lines) // 2 - len(wrapped) // 2)
+    for i, line in enumerate(wrapped[: max(len(lines) - first, 1)]):
+        if first + i < len(lines):
+            lines[first + i] = Text(line.center(width)[:width], style=Style(dim=True))
     return Text("\n", no_wrap=True, overflow="crop").join(lines)
 
 
@@ -219,6 +268,9 @@ def build_plot(spec: PlotSpec, width: int, height: int) -> Text:
                 continue
             xs_all.extend(xs)
             pixel = plt.pixel(foreground=_color(series, index))
+            if series.marker:
+                fig.draw(fig.signal(xs, ys, marker=plt.marker(series.marker, pixel=pixel)))
+                continue
             if errs is not None and any(errs):
                 # Thin braille edges first, so the bold half-block mean line stays on top.
                 for sign in (1, -1):
@@ -231,12 +283,18 @@ def build_plot(spec: PlotSpec, width: int, height: int) -> Text:
         xruler = fig.ruler("x")
         if spec.xreverse:
             xruler.direction(-1)
+        top = None if spec.xmax is None else (math.log10(spec.xmax) if spec.xlog else spec.xmax)
         if spec.xlog:
             lo, hi = min(xs_all), max(xs_all)
             if hi - lo < 1e-9:
                 lo, hi = lo - 0.5, hi + 0.5
-                xruler.lim(lo, hi)
-            positions, labels = log_ticks(lo, hi, canvas_width=max(width - 8, 1))
+            if top is not None and hi > top:
+                hi = max(top, max(xs_all))
+            xruler.lim(lo, hi)
+            canvas = max(width - 8, 1)
+            positions, labels = data_log_ticks(xs_all, lo, hi, canvas)
+            if len(positions) < 2 and len(set(xs_all)) > 1:
+                positions, labels = log_ticks(lo, hi, canvas_width=canvas)
             xruler.ticks(positions, labels)
         elif xs_all and max(xs_all) - min(xs_all) < 1e-9:
             # One x value (an LMC barrier at a single rewind k): one tick at it, not a made-up
@@ -244,6 +302,11 @@ def build_plot(spec: PlotSpec, width: int, height: int) -> Text:
             x = xs_all[0]
             xruler.lim(x - 1, x + 1)
             xruler.ticks([x], [f"{x:g}"])
+        elif xs_all:
+            # round numbers of iterations (500 1000 1500), not plotext's thirds (83.3 166.7 250)
+            ticks = nice_ticks(min(xs_all), max(xs_all), canvas_width=max(width - 8, 1))
+            if ticks is not None:
+                xruler.ticks(*ticks)
         if spec.ylim is not None:
             fig.ruler("y").lim(*spec.ylim)
         # plotext puts both axis labels on the bottom row; when they would run into each other

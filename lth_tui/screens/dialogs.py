@@ -212,7 +212,8 @@ class RunPicker(ModalScreen[Any]):
             options.append(Option("(no overlay)", id="-"))
         for info in self.runs:
             acc = "" if info.best_accuracy is None else f"  best {100 * info.best_accuracy:.1f}%"
-            options.append(Option(f"{info.run_id}  {info.state}  {info.criterion}{acc}", id=str(info.path)))
+            what = "/".join(x for x in (info.criterion, getattr(info, "mask1", ""), getattr(info, "mask0", "")) if x)
+            options.append(Option(f"{info.run_id}  {info.state}  {what}{acc}", id=str(info.path)))
         with Vertical(classes="dialog wide-dialog") as box:
             box.border_title = self.title_text
             yield OptionList(*options, id="picker-list")

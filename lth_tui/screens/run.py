@@ -25,14 +25,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Label, ProgressBar, RichLog, Select, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from engine.process import shown_state
 from lth_tui.completion import Completion
-from lth_tui.components.heatmap import MaskHeatmap
+from lth_tui.components.footer import LthFooter
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.components.successive import SuccessivePlots
+from lth_tui.run_labels import run_labels
+from lth_tui.screens.masks_tab import MASK_BINDINGS, MasksTab
 from lth_tui.screens.analysis import (barrier_plot, fit_spec, interpolation_plot, lmc_rounds, n_label, overlap_table,
                                       read_analysis, rewind_plot, start_rewind_point)
 from lth_tui.screens.density_view import accuracy_kind, headline, layer_cell, nonzero_series
@@ -91,6 +93,7 @@ class RunModel:
     _awaiting_rate_start: bool = False
     count: Completion = field(default_factory=Completion)  # iterations done, trial-major or batched
     together: bool = False  # the trials train as one batched model (run_start's parallel_trials)
+    shown_label: str = ""  # the legend name among the runs shown with it
 
     @property
     def run_id(self) -> str:
@@ -210,7 +213,7 @@ class RunModel:
                 self.log.append(Text(f"  t{t + 1} r{r} it {it}: " + ("" if loss is None else f"val loss {loss:.4f}  ")
                                      + f"test acc {100 * acc:.2f}%" + (f" (sampled mask {100 * sampled:.2f}%)" if sampled is not None else "")
                                      if acc is not None else f"  t{t + 1} r{r} it {it}", style="dim"))
-                dirty |= {"progress", "train"}
+                dirty |= {"progress", "train", "curve"}  # curve: the live point of the round in progress
             elif kind == "round_end" and t is not None:
                 self._record(t, ev)
                 acc = ev.get("test_accuracy_at_early_stop")
@@ -305,14 +308,19 @@ class RunModel:
         return max(keys) if keys else None
 
     def label(self) -> str:
-        if self.config is None:
-            return self.run_id
-        if self.mask_training:
-            sm = getattr(self.config, "supermask", None)
-            extra = f" k={sm.k:g}" if self.experiment == "edge-popup" and sm is not None else ""
-            return f"{self.run_id[-6:]} {self.experiment}{extra}"
-        p = self.config.prune
-        return f"{self.run_id[-6:]} {p.criterion}/{p.mask1}"
+        """The legend name: set by the screen from the runs shown together (lth_tui.run_labels)."""
+        return self.shown_label or run_labels([(self.run_id, self.config)])[0]
+
+    def live_point(self) -> tuple[int, float, float] | None:
+        """(round, % weights, test acc %) of the round in progress at its latest evaluation."""
+        if self.position is None or self.state != "running" or self.mask_training:
+            return None
+        t, r, _ = self.position
+        evals, wr = self.evals.get((t, r)) or {}, self.weights.get((t, r))
+        if (t, r) in self.records or not evals or wr is None:
+            return None
+        acc = evals[max(evals)].get("test_accuracy")
+        return None if acc is None else (r, 100 * wr, 100 * acc)
 
     def progress_text(self) -> Text:
         text = Text()
@@ -324,13 +332,14 @@ class RunModel:
         if self.device:
             text.append(f" on {self.device}", style="dim")
         text.append("\n")
-        if self.position is not None:
+        if self.position is not None and state != "done":
             t, r, it = self.position
-            who = f"{self.trials} trials together" if self.together and self.trials > 1 else f"trial {t + 1}/{self.trials}"
-            text.append(f"{who} · round {r}/{max(self.rounds - 1, 0)} · it {it}/{self.iterations}")
+            who = (f"{self.trials} trials together · " if self.together and self.trials > 1
+                   else f"trial {t + 1}/{self.trials} · " if self.trials > 1 else "")
+            text.append(f"{who}round {r}/{max(self.rounds - 1, 0)} · it {it}/{self.iterations}")
             wr = self.weights.get((t, r))
             if wr is not None:
-                text.append(f" · {100 * wr:.1f}% weights")
+                text.append(f" · {100 * wr:.1f}% wt")
             last = self.evals.get((t, r), {})
             if last:
                 ev = last[max(last)]
@@ -405,16 +414,19 @@ class RunScreen(Screen):
                 key_display="]", show=False, id="run.next_round"),
         Binding("t", "trials", "Trials", show=False, id="run.trials",
                 tooltip="Training curves: one trial, or mean ± std over the trials of the round"),
-        Binding("1", "tab(0)", "Sparsity", show=False, id="run.tab_sparsity"),
-        Binding("2", "tab(1)", "Early stop", show=False, id="run.tab_stop"),
-        Binding("3", "tab(2)", "Training", show=False, id="run.tab_training"),
-        Binding("4", "tab(3)", "Layers", show=False, id="run.tab_layers"),
-        Binding("5", "tab(4)", "Masks", show=False, id="run.tab_masks"),
-        Binding("6", "tab(5)", "Log", show=False, id="run.tab_log"),
-        Binding("7", "tab(6)", "LMC", show=False, id="run.tab_lmc",
+        # priority: the tab keys work with a Select, a table or the heatmap focused
+        Binding("1", "tab(0)", "Tabs", key_display="1-8", priority=True, id="run.tab_sparsity",
+                tooltip="1-8: Sparsity, Early stop, Train, Layers, Masks, Log, LMC, Overlap"),
+        Binding("2", "tab(1)", "Early stop", show=False, priority=True, id="run.tab_stop"),
+        Binding("3", "tab(2)", "Training", show=False, priority=True, id="run.tab_training"),
+        Binding("4", "tab(3)", "Layers", show=False, priority=True, id="run.tab_layers"),
+        Binding("5", "tab(4)", "Masks", show=False, priority=True, id="run.tab_masks"),
+        Binding("6", "tab(5)", "Log", show=False, priority=True, id="run.tab_log"),
+        Binding("7", "tab(6)", "LMC", show=False, priority=True, id="run.tab_lmc",
                 tooltip="LMC tab: interpolation curve of a round, barrier vs rewind k and vs weights remaining"),
-        Binding("8", "tab(7)", "Overlap", show=False, id="run.tab_overlap",
+        Binding("8", "tab(7)", "Overlap", show=False, priority=True, id="run.tab_overlap",
                 tooltip="Overlap tab: Jaccard overlap of the masks between rounds and between trials"),
+        *MASK_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -424,9 +436,6 @@ class RunScreen(Screen):
         self._token = 0
         self._dirty: set[str] = set()
         self._train_pick: tuple[int, int] | None = None  # None: follow the latest round
-        self._mask_pick: dict[str, Any] = {}  # layer / round / trial chosen by the user
-        self._mask_loaded: tuple[Any, ...] | None = None
-        self.mask_title = ""
         self._layer_cols: tuple[Any, ...] = ()
         self.redraws = 0
         self._pending: Path | None = None  # a run asked for before the screen was mounted
@@ -459,16 +468,7 @@ class RunScreen(Screen):
             with TabPane("4 Layers", id="tab-layers"):
                 yield DataTable(id="layer-table", zebra_stripes=True, cursor_type="row")
             with TabPane("5 Masks", id="tab-masks"):
-                with Horizontal(id="mask-controls"):
-                    yield Label("layer", classes="control-label")
-                    yield Select[str]([], id="mask-layer", compact=True, allow_blank=True, prompt="–")
-                    yield Label("round", classes="control-label")
-                    yield Select[int]([], id="mask-round", compact=True, allow_blank=True, prompt="–")
-                    yield Label("trial", classes="control-label")
-                    yield Select[int]([], id="mask-trial", compact=True, allow_blank=True, prompt="–")
-                with Horizontal(id="mask-views"):
-                    yield MaskHeatmap(id="mask-heatmap", empty_message="no mask yet (round 0 keeps every weight)")
-                    yield MaskHeatmap(id="pixel-heatmap", empty_message="", classes="hidden")
+                yield MasksTab(id="masks-tab")
             with TabPane("6 Log", id="tab-log"):
                 yield RichLog(id="run-log", max_lines=3000, wrap=True, markup=False, highlight=False)
             with TabPane("7 LMC", id="tab-lmc"):
@@ -489,7 +489,7 @@ class RunScreen(Screen):
                                   "overlap of random masks of the same densities, pq / (p + q − pq). IMP masks of "
                                   "consecutive rounds are nested, so their overlap is the density ratio.", style="dim"),
                              id="overlap-help")
-        yield Footer()
+        yield LthFooter()
 
     def on_mount(self) -> None:
         self.set_interval(0.1, self._flush)
@@ -511,17 +511,13 @@ class RunScreen(Screen):
         self._pending = None
         self._token += 1
         self.model = RunModel(Path(run_dir), token=self._token)
-        if self.overlay is not None and self.overlay.run_dir == Path(run_dir):
-            self.overlay = None
+        self.overlay = None  # an overlay or control belongs to the run it was chosen for
         self._train_pick = None
-        self._mask_pick = {}
-        self._mask_loaded = None
         self._layer_cols = ()
         self._train_mean = None
         self._reset_analysis()
         self.query_one("#run-log", RichLog).clear()
-        self.query_one("#mask-heatmap", MaskHeatmap).clear()
-        self.query_one("#pixel-heatmap", MaskHeatmap).add_class("hidden")
+        self.query_one(MasksTab).reset(self.model)
         self._dirty = {"progress", "curve", "layers", "masks", "train", "log", "analysis"}
         self.app.set_followed(self.followed(), tokens=self.tokens())
         self.refresh_bindings()
@@ -545,8 +541,7 @@ class RunScreen(Screen):
             self._draw_empty()
             self.query_one("#layer-table", DataTable).clear(columns=True)
             self._layer_cols = ()
-            self.query_one("#mask-heatmap", MaskHeatmap).clear()
-            self.query_one("#pixel-heatmap", MaskHeatmap).add_class("hidden")
+            self.query_one(MasksTab).reset(None)
             self.query_one("#run-log", RichLog).clear()
             self._reset_analysis()
             self.sub_title = ""
@@ -615,7 +610,7 @@ class RunScreen(Screen):
         if "layers" in dirty:
             self._draw_layers()
         if "masks" in dirty:
-            self._update_mask_controls()
+            self.query_one(MasksTab).update_controls()
         if "analysis" in dirty:
             self._analysis_stale = True
         if dirty & {"analysis", "curve"}:
@@ -640,9 +635,13 @@ class RunScreen(Screen):
         label = "2 Density" if self.model.mask_training else "2 Early stop"
         if tab.label_text != label:
             tab.label = label
+        shown = [m for m in (self.model, self.overlay) if m is not None]
+        for m, name in zip(shown, run_labels([(m.run_id, m.config) for m in shown])):
+            m.shown_label = name
         if self.model.mask_training:
             self._draw_mask_curves()
             return
+        live = self.model.live_point()
         for plot_id, metric, ylabel, title in (
             ("#sparsity-plot", "acc", "acc %", f"Test accuracy {accuracy_kind(self.model)} (%) vs weights remaining (%)"),
             ("#stop-plot", "es", "iteration", "Early-stop iteration vs weights remaining (%)"),
@@ -654,10 +653,13 @@ class RunScreen(Screen):
                 other = curve_series(self.overlay, metric, OVERLAY_COLOR)
                 if other is not None:
                     series.append(other)
+            if live is not None and metric == "acc":
+                series.append(Series(f"{self.model.label().split(' ')[0]} round {live[0]} so far", x=(live[1],),
+                                     y=(live[2],), color=MAIN_COLOR, marker="●"))
             waiting = "waiting for the first round to finish" if self.model.state == "running" else "no finished round"
             self.query_one(plot_id, PlotView).set_plot(PlotSpec(
                 title=title, xlabel="weights remaining %", ylabel=ylabel, series=tuple(series), xlog=True, xreverse=True,
-                ylim=None, empty_message=waiting))
+                ylim=None, empty_message=waiting, xmax=100.0))
 
     def _draw_mask_curves(self) -> None:
         """Learned supermask / edge-popup: accuracy of the expected and a sampled mask, and the
@@ -776,6 +778,7 @@ class RunScreen(Screen):
 
     @on(TabbedContent.TabActivated, "#run-tabs")
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # the footer shows the keys of the tab now shown
         if event.pane is not None and event.pane.id in ANALYSIS_TABS:
             self._maybe_load_analysis()
             self.call_after_refresh(self._draw_analysis)
@@ -900,88 +903,14 @@ class RunScreen(Screen):
             overall = [w for (t, rr), w in self.model.weights.items() if rr == r]
             table.update_cell("all weights", f"r{r}", layer_cell(self.model, r, None, _mean_std(overall)[0]))
 
-    # -- masks -------------------------------------------------------------------------------
-
-    def _update_mask_controls(self) -> None:
-        assert self.model is not None
-        model = self.model
-        layer_sel = self.query_one("#mask-layer", Select)
-        round_sel = self.query_one("#mask-round", Select)
-        trial_sel = self.query_one("#mask-trial", Select)
-        trials = sorted({t for (t, _) in model.layers})
-        rounds = sorted({r for (_, r) in model.layers})
-        with self.prevent(Select.Changed):
-            if [o for o in model.layer_names] != getattr(self, "_layer_opts", None):
-                self._layer_opts = list(model.layer_names)
-                layer_sel.set_options([(name, name) for name in model.layer_names])
-            if rounds != getattr(self, "_round_opts", None):
-                self._round_opts = rounds
-                round_sel.set_options([(f"{r}", r) for r in rounds])
-            if trials != getattr(self, "_trial_opts", None):
-                self._trial_opts = trials
-                trial_sel.set_options([(f"{t + 1}", t) for t in trials])
-            pick = self.mask_choice()
-            if pick is not None:
-                layer, r, t = pick
-                layer_sel.value, round_sel.value, trial_sel.value = layer, r, t
-        self._load_mask()
-
-    def mask_choice(self) -> tuple[str, int, int] | None:
-        """(layer, round, trial) to show: what the user picked, else the first layer of the latest round."""
-        assert self.model is not None
-        model = self.model
-        if not model.layers or not model.layer_names:
-            return None
-        latest_t, latest_r = max(model.layers)
-        layer = self._mask_pick.get("layer", model.layer_names[0])
-        t = self._mask_pick.get("trial", latest_t)
-        r = self._mask_pick.get("round", max((rr for (tt, rr) in model.layers if tt == t), default=latest_r))
-        if (t, r) not in model.layers:
-            t, r = latest_t, latest_r
-        return layer, r, t
-
-    @on(Select.Changed, "#mask-layer, #mask-round, #mask-trial")
-    def _mask_select(self, event: Select.Changed) -> None:
-        event.stop()
-        if event.value is Select.NULL:
-            return
-        name = {"mask-layer": "layer", "mask-round": "round", "mask-trial": "trial"}[event.select.id]
-        self._mask_pick[name] = event.value
-        self._load_mask()
-
-    def _load_mask(self) -> None:
-        if self.model is None:
-            return
-        pick = self.mask_choice()
-        if pick is None:
-            return
-        layer, r, t = pick
-        key = (self.model.run_dir, self.model.token, layer, r, t)
-        if key == self._mask_loaded:
-            return
-        self._mask_loaded = key
-        image_shape = None
-        if self.model.config is not None and self.model.layer_names and layer == self.model.layer_names[0]:
-            image_shape = input_image_shape(self.model.config)
-        self.app.load_mask(self.model.run_dir, t, r, layer, image_shape, self._mask_ready)
-
-    def _mask_ready(self, result: dict[str, Any]) -> None:
-        if self.model is None or result["run_dir"] != self.model.run_dir:
-            return
-        heat = self.query_one("#mask-heatmap", MaskHeatmap)
-        pixels = self.query_one("#pixel-heatmap", MaskHeatmap)
-        self.mask_title = result["title"]
-        heat.set_matrix(result["matrix"], result["title"])
-        if result.get("density") is not None:
-            pixels.set_matrix(result["density"], result["density_title"])
-            pixels.remove_class("hidden")
-        else:
-            pixels.add_class("hidden")
-
     # -- actions -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         model = self.model
+        if action in ("mask", "tab"):  # not while a list is open: its keys are its own
+            if type(self.focused).__name__ == "SelectOverlay":
+                return False
+            return action == "tab" or self.query_one("#run-tabs", TabbedContent).active == "tab-masks"
         if action in ("cancel_run",):
             return model is not None and (model.alive or model.state == "lost")
         if action == "resume_run":
@@ -997,8 +926,14 @@ class RunScreen(Screen):
             return model is not None and model.trials > 1
         return True
 
+    def action_mask(self, action: str, dx: int = 0, dy: int = 0) -> None:
+        self.query_one(MasksTab).key(action, dx, dy)
+
     def action_tab(self, index: int) -> None:
-        self.query_one("#run-tabs", TabbedContent).active = TABS[index]
+        tabs = self.query_one("#run-tabs", TabbedContent)
+        if self.focused is not None and tabs.active_pane is not None and tabs.active_pane in self.focused.ancestors:
+            self.set_focus(None)  # a focused widget in the old pane would pull the tabs back to it
+        tabs.active = TABS[index]
 
     def action_round(self, step: int) -> None:
         if self.model is None:
@@ -1105,8 +1040,8 @@ class RunScreen(Screen):
         exclude = self.model.run_dir
 
         def picked(choice: Any) -> None:
-            if choice is None:
-                return
+            if choice is None or self.model is None or self.model.run_dir != exclude:
+                return  # cancelled, or another run was opened meanwhile: the overlay was for this one
             self.set_overlay(choice or None)
 
         self.app.pick_run("Overlay a run on the curves", exclude, picked)
@@ -1114,44 +1049,3 @@ class RunScreen(Screen):
     def action_control(self) -> None:
         if self.model is not None:
             self.app.start_control(self.model.run_dir)
-
-
-def input_image_shape(config: Any) -> tuple[int, int] | None:
-    """(H, W) when the model's first layer reads a single-channel image pixel by pixel (MNIST-like)."""
-    try:
-        from engine.datasets import DATASETS
-
-        shape = DATASETS[config.data.name].input_shape
-    except (KeyError, AttributeError, ImportError):
-        return None
-    if len(shape) == 3 and shape[0] == 1:
-        return int(shape[1]), int(shape[2])
-    if len(shape) == 1 and int(shape[0]) == 784:
-        return 28, 28
-    return None
-
-
-def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str, image_shape: tuple[int, int] | None) -> dict[str, Any]:
-    """Reads one layer's mask (in a worker): the 2-D matrix for the heatmap and, for the first
-    layer of an image model, the fraction of weights kept per input pixel."""
-    import numpy as np
-    import torch
-
-    from engine.store import load_tensors
-    from lth_tui.components.heatmap import input_pixel_density
-
-    masks = load_tensors(Path(run_dir) / f"trial-{trial}" / f"round-{round_}" / "mask.safetensors")
-    if layer not in masks:
-        raise KeyError(f"{layer} has no mask in trial {trial} round {round_}; masks: {', '.join(masks)}")
-    tensor = masks[layer]
-    mask = tensor.reshape(tensor.shape[0], -1) if tensor.dim() != 2 else tensor
-    matrix = mask.to(dtype=torch.float32).numpy()
-    if matrix.ndim == 1:
-        matrix = matrix[np.newaxis, :]
-    shape = f" [{'×'.join(str(s) for s in tensor.shape)} as rows × fan-in]" if tensor.dim() != 2 else ""
-    result = {"run_dir": Path(run_dir), "matrix": matrix, "title": f"{layer} r{round_} t{trial + 1}{shape}",
-              "density": None, "density_title": ""}
-    if image_shape is not None and tensor.dim() == 2 and matrix.shape[1] == image_shape[0] * image_shape[1]:
-        result["density"] = input_pixel_density(matrix, image_shape)
-        result["density_title"] = f"per input pixel ({image_shape[0]}×{image_shape[1]})"
-    return result

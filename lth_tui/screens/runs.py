@@ -13,9 +13,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
+from lth_tui.components.footer import LthFooter
 from lth_tui.components.plot import PlotSpec, PlotView, Series
+from lth_tui.run_labels import run_labels
 
 REFRESH_SECONDS = 2.0
 STATE_STYLES = {"running": "bold green", "done": "cyan", "failed": "bold red", "cancelled": "yellow",
@@ -61,7 +63,10 @@ class RunsScreen(Screen):
                 tooltip="Export the marked runs (png: one plot) or the highlighted one: md, json, csv, png"),
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Resume a cancelled, interrupted or failed run"),
         Binding("x", "cancel_run", "Cancel run", id="runs.cancel", tooltip="Cancel run: stop a live run after asking"),
-        Binding("d", "delete", "Delete", id="runs.delete", tooltip="Delete the run dir after asking (refused while running)"),
+        Binding("d", "delete", "Delete", id="runs.delete",
+                tooltip="Delete the marked runs (or the highlighted one) after one confirm listing them; refused while running"),
+        Binding("home", "cursor('first')", "First", show=False, priority=True, id="runs.first"),
+        Binding("end", "cursor('last')", "Last", show=False, priority=True, id="runs.last"),
         Binding("f5", "refresh", "Refresh", id="runs.refresh", tooltip="Refresh: re-read the runs dir (also every 2 s)"),
         Binding("a", "mark_all", "Mark all", show=False, id="runs.mark_all", tooltip="Mark all / none"),
     ]
@@ -78,7 +83,7 @@ class RunsScreen(Screen):
         yield Static("", id="runs-title")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-detail")
-        yield Footer()
+        yield LthFooter()
 
     def on_mount(self) -> None:
         self.set_interval(REFRESH_SECONDS, self._tick)
@@ -133,15 +138,15 @@ class RunsScreen(Screen):
         columns = [("✓", "mark"), ("run", "run"), ("state", "state")]
         if wide:
             columns.append(("preset", "preset"))
-        columns += [("criterion", "criterion"), ("best %", "best"), ("@ weights %" if wide else "@ wt %", "at"),
-                    ("rounds" if wide else "rnd", "rounds")]
+        columns += [("criterion", "criterion"), ("mask-1", "mask1"), ("mask-0", "mask0"), ("best %", "best"),
+                    ("@ weights %" if wide else "@ wt %", "at"), ("rounds" if wide else "rnd", "rounds")]
         if wide:
             columns.append(("node", "node"))
         columns.append(("note", "note"))
         return columns
 
     def _cells(self, info: Any, wide: bool) -> list[Any]:
-        limit = 40 if wide else 13
+        limit = 40 if wide else 11
         acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
         at = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
         note = info.error or (f"group {info.group}" if info.group else "")
@@ -152,6 +157,8 @@ class RunsScreen(Screen):
             "state": Text(info.state, style=STATE_STYLES.get(info.state, "")),
             "preset": _trunc(info.preset, limit),
             "criterion": _trunc(info.criterion, limit),
+            "mask1": _trunc(info.mask1, limit),
+            "mask0": _trunc(info.mask0, limit),
             "best": Text(acc, justify="right"),
             "at": Text(at, justify="right"),
             "rounds": Text(str(info.rounds_done), justify="right"),
@@ -204,7 +211,7 @@ class RunsScreen(Screen):
         if action in ("open_run", "toggle_mark", "export"):
             return info is not None
         if action == "delete":
-            return info is not None and info.state != "running"
+            return bool(self.marked) or (info is not None and info.state != "running")
         if action == "resume":
             return info is not None and info.state in ("cancelled", "interrupted", "failed", "lost")
         if action == "cancel_run":
@@ -273,7 +280,7 @@ class RunsScreen(Screen):
         if len(runs) < 2:
             self.app.notify("mark two or more runs (space) to compare their masks", severity="warning")
             return
-        self.app.push_screen(OverlapMatrixScreen([i.path for i in runs], [_overlap_label(i) for i in runs]))
+        self.app.push_screen(OverlapMatrixScreen([i.path for i in runs], overlap_labels(runs)))
 
     def action_export(self) -> None:
         runs = self.selection()
@@ -291,17 +298,28 @@ class RunsScreen(Screen):
             self.app.confirm_cancel(info.path)
 
     def action_delete(self) -> None:
-        info = self.highlighted()
-        if info is not None:
-            self.app.confirm_delete(info.path)
+        runs = self.selection()
+        if runs:
+            self.app.confirm_delete(runs)
+
+    def action_cursor(self, where: str) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count:
+            table.move_cursor(row=0 if where == "first" else table.row_count - 1, animate=False)
 
 
 def _trunc(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _overlap_label(info: Any) -> str:
-    return f"{info.run_id[-6:]} {_trunc(info.criterion or info.preset, 24)}"
+def overlap_labels(infos: list[Any]) -> list[str]:
+    """The runs' legend names (a short unique id plus what differs), cut for the matrix's rows."""
+    return [_trunc(name, 40) for name in run_labels([(i.run_id, i.config) for i in infos])]
+
+
+def _config_dict(summary: dict[str, Any] | None) -> dict[str, Any]:
+    config = (summary or {}).get("config")
+    return config if isinstance(config, dict) else {}
 
 
 def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: str, scale: float,
@@ -309,17 +327,11 @@ def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: 
     """One series per run with a curve: x = % weights remaining (or `density`, e.g. weights_nonzero,
     where a run records it), y = the metric's mean ± std over trials, n (the trials behind the points) in the label."""
     out = []
-    for index, (path, summary) in enumerate(summaries):
+    names = run_labels([(path.name, _config_dict(summary)) for path, summary in summaries])
+    for index, ((path, summary), label) in enumerate(zip(summaries, names)):
         points = [p for p in (summary or {}).get("curve", []) if p.get(f"{metric}_mean") is not None]
         if not points:
             continue
-        config = (summary or {}).get("config", {})
-        prune = config.get("prune", {}) if isinstance(config, dict) else {}
-        experiment = config.get("experiment", "imp") if isinstance(config, dict) else "imp"
-        if experiment not in ("imp", None):
-            label = f"{path.name[-6:]} {experiment}"
-        else:
-            label = f"{path.name[-6:]} {prune.get('criterion', '')}/{prune.get('mask1', '')}".strip()
         counts = [int(p.get(f"{metric}_n", p.get("n", 1)) or 0) for p in points]
         lo, hi = min(counts), max(counts)
         label += f" (n={lo})" if lo == hi else f" (n={lo}–{hi})"
@@ -356,7 +368,7 @@ class CompareScreen(Screen):
         yield Header()
         yield PlotView(PlotSpec(empty_message="reading summaries…"), id="compare-plot")
         yield Static("", id="compare-legend")
-        yield Footer()
+        yield LthFooter()
 
     def on_mount(self) -> None:
         self.action_reload()
@@ -392,7 +404,7 @@ class CompareScreen(Screen):
         self.query_one("#compare-plot", PlotView).set_plot(PlotSpec(
             # a short y label: plotext's bottom row holds both labels and a long one runs into the x label
             title=f"{label} vs {axis}", xlabel=f"{axis} (%)", ylabel="%" if scale == 100.0 else "iteration",
-            series=compare_series(self.summaries, key, scale, self.density), xlog=True, xreverse=True, ylim=None,
+            series=compare_series(self.summaries, key, scale, self.density), xlog=True, xreverse=True, ylim=None, xmax=100.0,
             empty_message="none of these runs has a finished round yet"))
 
     @property
@@ -419,8 +431,8 @@ class CompareScreen(Screen):
 
         if len(self.run_dirs) < 2:
             return
-        infos = {i.path: i for i in self.app.run_infos}
-        labels = [_overlap_label(infos[d]) if d in infos else d.name[-6:] for d in self.run_dirs]
+        configs = {p: _config_dict(s) for p, s in self.summaries}
+        labels = [_trunc(n, 40) for n in run_labels([(d.name, configs.get(d)) for d in self.run_dirs])]
         self.app.push_screen(OverlapMatrixScreen(self.run_dirs, labels))
 
     def action_export(self) -> None:

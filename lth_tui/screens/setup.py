@@ -22,11 +22,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Header, Input, Label, OptionList, Select, Static
 
 from engine.config import (SECTIONS, ConfigError, ExperimentConfig, all_keys, choices, from_dict, parse_value,
                            resolve_schedule, to_toml)
 from engine.steps import Step, as_config_value
+from lth_tui.components.footer import LthFooter
+from lth_tui.setup_checks import ConfigChecks
 
 # Panel titles and the order of known keys in them; keys the engine adds later land in a panel
 # named after their section (or "Run" for top-level keys), so nothing is ever left out.
@@ -60,6 +62,8 @@ CHECKBOX_LABELS = {
     "supermask.rescale": "rescale kept weights", "analysis.lmc": "measure linear mode connectivity",
     "analysis.successive": "successive-round barrier and distances",
 }
+# Fields with a one-line description under them (from the engine's registries).
+HINT_KEYS = ("data.name", "model.name", "prune.criterion", "prune.mask1", "prune.mask0")
 # Panels that only matter for some experiments (shown anyway while one of their fields is invalid).
 PANEL_EXPERIMENTS = {"Supermask": ("supermask", "edge-popup")}
 
@@ -163,8 +167,12 @@ def check_lengths(config: ExperimentConfig) -> None:
 
 
 def registry_description(key: str, value: Any) -> str:
-    """The one-line description of a dataset or model from the engine registry."""
+    """The one-line description of a dataset, model, criterion or action from the engine registry."""
     try:
+        if key.startswith("prune."):
+            from engine.config import choice_help
+
+            return choice_help(key, value)
         if key == "data.name":
             from engine.datasets import DATASETS
 
@@ -205,6 +213,8 @@ class SetupScreen(Screen):
         self._shown_error: tuple[str | None, str] = (None, "")
         self._static_cache: dict[str, str] = {}
         self._error_widget: Static | None = None
+        self.checks = ConfigChecks(lambda *a, **k: self.app.start_worker(*a, **k), lambda: self._show_validation())
+        self._highlighted: dict[str, str] = {}  # a choice list's highlighted option, while it is open
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -226,7 +236,7 @@ class SetupScreen(Screen):
             yield Static("", id="setup-status")
             yield Button("Start ^r", id="start-button", variant="success", compact=True, disabled=True)
             yield Button("Save preset ^s", id="save-button", compact=True)
-        yield Footer()
+        yield LthFooter()
 
     def _field(self, key: str) -> ComposeResult:
         tp = field_type(key)
@@ -240,10 +250,14 @@ class SetupScreen(Screen):
                 yield Checkbox(CHECKBOX_LABELS.get(key, "on"), id=field_id(key), compact=True)
             else:
                 yield Input("", id=field_id(key), compact=True, placeholder=PLACEHOLDERS.get(key, ""))
-        if key in ("data.name", "model.name", "experiment"):
+        if key in HINT_KEYS:
+            one_line = " one-line" if key.startswith("prune.") else ""
+            yield Static("", id="hint-" + field_id(key)[2:], classes="hint" + one_line)
+        elif key == "experiment":
             yield Static("", id="hint-" + field_id(key)[2:], classes="hint")
 
     def on_mount(self) -> None:
+        self._watch_choice_lists()
         self._layout_for(self.app.size.width)
         self.fill(ExperimentConfig(), "")
         self.app.load_preset_list(self._presets_listed)
@@ -361,17 +375,22 @@ class SetupScreen(Screen):
                 self._error_widget = Static(message, classes=f"field-error shown err-{field_id(bad)[2:]}")
                 row.parent.mount(self._error_widget, after=anchor)
             self._shown_error = (bad, message)
+        problem = self._check(self.config) if self.config is not None else None
         if self.error is not None:
             self._update_static("#setup-status", Text(f"✗ {self.error}", style="bold red"))
+        elif problem:  # in full under the dataset (or the model); the status line stays one line
+            where = "Data" if self.checks.problem("data.name") else "Model"
+            self._update_static("#setup-status", Text(f"✗ cannot start: see the {where} panel · {problem}",
+                                                      style="bold red"))
+        elif problem is None:
+            self._update_static("#setup-status", Text("… checking the data files and building the model", style="yellow"))
         elif self.config is not None:
             self._update_static("#setup-status", self._summary_line(self.config))
             if "experiment" in self.keys:  # which optimizer recipe trains this run (engine/recipes.py)
                 from engine.recipes import recipe_text
 
                 self._update_static("#hint-experiment", Text(recipe_text(self.config)))
-        for key in ("data.name", "model.name"):
-            widget = self.query_one("#" + field_id(key), Select)
-            self._update_static("#hint-" + field_id(key)[2:], registry_description(key, widget.value))
+        self._show_hints()
         info = next((i for i in self.preset_infos if i.name == self.preset_name), None)
         text = Text()
         if info is not None:
@@ -387,11 +406,51 @@ class SetupScreen(Screen):
             for panel in self.query("#panel-" + title.lower()):
                 if panel.display != show:
                     panel.display = show
-        startable = self.config is not None and not self.launching
+        startable = self.ready()
         button = self.query_one("#start-button", Button)
         if button.disabled == startable:
             button.disabled = not startable
             self.refresh_bindings()
+
+    def ready(self) -> bool:
+        """Valid, its data there (or to be downloaded), its model buildable, and not launching."""
+        return self.config is not None and not self.launching and self._check(self.config) == ""
+
+    def _check(self, config: ExperimentConfig) -> str | None:
+        """"" when the data and model checks pass, the problem, or None while they run."""
+        return self.checks.result(config)
+
+    def _show_hints(self) -> None:
+        for key in HINT_KEYS:
+            widget = self.query_one("#" + field_id(key), Select)
+            name = self._highlighted.get(key) or widget.value
+            text = registry_description(key, name)
+            size, problem = self.checks.model_line(), self.checks.problem(key)
+            if key == "model.name" and size and name == widget.value:
+                text = f"{text}\n{size}"
+            if problem:
+                text = f"{text}\n✗ {problem}"
+            hint = self.query_one("#hint-" + field_id(key)[2:], Static)
+            hint.set_class(bool(problem), "problem")
+            self._update_static("#hint-" + field_id(key)[2:], text)
+
+    def _watch_choice_lists(self) -> None:
+        """While a choice list is open, the hint under it describes the highlighted option
+        (the list stops its own highlight messages, so its state is watched)."""
+        for key in HINT_KEYS:
+            select = self.query_one("#" + field_id(key), Select)
+            overlay = select.query_one(OptionList)
+
+            def moved(_: Any = None, key: str = key, select: Select = select, overlay: OptionList = overlay) -> None:
+                index = overlay.highlighted
+                if select.expanded and index is not None and index < overlay.option_count:
+                    self._highlighted[key] = str(overlay.get_option_at_index(index).prompt)
+                else:
+                    self._highlighted.pop(key, None)
+                self._show_hints()
+
+            self.watch(overlay, "highlighted", moved, init=False)
+            self.watch(select, "expanded", moved, init=False)
 
     def _update_static(self, selector: str, content: Text | str) -> None:
         plain = content.markup if isinstance(content, Text) else content
@@ -403,11 +462,13 @@ class SetupScreen(Screen):
         from engine.runner import total_rounds
 
         t, p = config.train, config.prune
+        iterations = value_text(t.iterations)
         if config.experiment == "imp":
-            what = f"{total_rounds(config)} rounds × {value_text(t.iterations)} it, {p.criterion} / {p.mask1} / {p.mask0}"
+            what = f"{total_rounds(config)}×{iterations}{'' if iterations.endswith('ep') else ' it'} · {p.criterion}/{p.mask1}/{p.mask0}"
         else:
-            what = f"{config.experiment}, {value_text(t.iterations)} it"
-        return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {config.trials} trial(s)", style="green")
+            what = f"{config.experiment} · {iterations} it"
+        trials = f"{config.trials} trial{'s' if config.trials != 1 else ''}"
+        return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {trials}", style="green")
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -441,7 +502,7 @@ class SetupScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start":
-            return None if (self.config is None or self.launching) else True
+            return True if self.ready() else None
         if action == "reload_preset":
             return True if self.preset_name else None
         return True
@@ -460,8 +521,9 @@ class SetupScreen(Screen):
 
     def action_start(self) -> None:
         config = self.validate()
-        if config is None:
-            self.app.notify(str(self.error), title="cannot start", severity="error")
+        if config is None or not self.ready():
+            problem = self.error if config is None else (self._check(config) or "still checking the data and model")
+            self.app.notify(str(problem), title="cannot start", severity="error")
             return
         self.launching = True
         self._show_validation()
