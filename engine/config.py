@@ -211,6 +211,15 @@ class ExperimentConfig:
         return node
 
 
+def total_rounds(config: ExperimentConfig) -> int:
+    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
+    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
+        return config.supermask.rounds
+    if config.prune.rounds == 0:
+        return 1
+    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
+
+
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
                              "supermask": SupermaskConfig, "analysis": AnalysisConfig}
 
@@ -228,11 +237,9 @@ def _to_plain(obj: Any) -> Any:
 
 
 def choices() -> dict[str, tuple[str, ...]]:
-    """Allowed names per key, read from the engine's registries (so the app shows new ones)."""
-    from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
-    from engine.criteria import COUNTS, CRITERIA, SCOPES
-    from engine.datasets import DATASETS
-    from engine.models import BIAS_INITS, BN_INITS, INIT_SCHEMES, MODELS
+    """Allowed names per key, from the registries' torch-free index (engine/catalog.py)."""
+    from engine.catalog import (BIAS_INITS, BN_INITS, COUNTS, CRITERIA, DATASETS, INIT_SCHEMES, MASK0_ACTIONS,
+                                MASK1_ACTIONS, MODELS, SCOPES)
 
     return {
         "data.name": tuple(DATASETS),
@@ -471,7 +478,7 @@ def _validate_count(config: ExperimentConfig, source: str) -> None:
 
 def _validate_speed(config: ExperimentConfig, source: str) -> None:
     """parallel_trials and the [train] fast-path switches."""
-    from engine.models import MODELS
+    from engine.catalog import MODELS
 
     if config.train.channels_last and not MODELS[config.model.name].needs_image:
         raise ConfigError(source, "train.channels_last", True,

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 
 from engine.actions import round_start
-from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
+from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule, total_rounds
 from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
@@ -55,15 +55,6 @@ def resolve_device(name: str) -> torch.device:
         if index >= torch.cuda.device_count():
             raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
-
-
-def total_rounds(config: ExperimentConfig) -> int:
-    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
-    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
-        return config.supermask.rounds
-    if config.prune.rounds == 0:
-        return 1
-    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
 
 
 def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:

@@ -547,7 +547,7 @@ class LthApp(App[int]):
 
 def check_model(config: Any) -> None:
     """Builds the model once (on the CPU) so a model that cannot take the dataset fails before a run dir exists."""
-    from engine.datasets import DATASETS
+    from engine.catalog import DATASETS
     from engine.models import build_model, model_options
     from engine.training import generator
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PIPE = 141  # what a shell reports for a command ended by a closed pipe (128 + SIGPIPE)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -516,12 +517,34 @@ COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; output piped into a reader that stops early (`| head`) ends quietly."""
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at interpreter exit
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         from lth_tui.app import run_app
 
         return run_app(runs_dir=args.runs_dir)
     return COMMANDS[args.command](args)
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null so Python's own flush at exit finds no closed pipe to complain about."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout file descriptor (a test's StringIO): nothing to silence
+        pass
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def read_analysis(run_dir: Path | str) -> dict[str, Any]:
     run_dir = Path(run_dir)
     out: dict[str, Any] = {"run_dir": run_dir, "lmc": [], "overlap": None, "errors": []}
     try:
-        from engine.lmc import read_lmc
+        from engine.store import read_lmc
 
         out["lmc"] = read_lmc(run_dir)
     except Exception as exc:  # noqa: BLE001 - shown in the view, never a crash

@@ -111,7 +111,7 @@ class RunModel:
         self.opened = True
         self.config, self.status, self.error = config, status, error
         if config is not None:
-            from engine.runner import total_rounds
+            from engine.config import total_rounds
 
             self.trials = config.trials
             self.rounds = total_rounds(config)
@@ -1113,9 +1113,9 @@ class RunScreen(Screen):
 
 def input_image_shape(config: Any) -> tuple[int, int] | None:
     """(H, W) when the model's first layer reads a single-channel image pixel by pixel (MNIST-like)."""
-    try:
-        from engine.datasets import DATASETS
+    from engine.catalog import DATASETS
 
+    try:
         shape = DATASETS[config.data.name].input_shape
     except (KeyError, AttributeError, ImportError):
         return None

@@ -161,15 +161,13 @@ def check_lengths(config: ExperimentConfig) -> None:
 
 
 def registry_description(key: str, value: Any) -> str:
-    """The one-line description of a dataset or model from the engine registry."""
+    """The one-line description of a dataset or model (the registries' torch-free index)."""
+    from engine.catalog import DATASETS, MODELS
+
     try:
         if key == "data.name":
-            from engine.datasets import DATASETS
-
             return DATASETS[value].description
         if key == "model.name":
-            from engine.models import MODELS
-
             return MODELS[value].description
     except (KeyError, AttributeError, ImportError):
         return ""
@@ -398,7 +396,7 @@ class SetupScreen(Screen):
             self.query_one(selector, Static).update(content)
 
     def _summary_line(self, config: ExperimentConfig) -> Text:
-        from engine.runner import total_rounds
+        from engine.config import total_rounds
 
         t, p = config.train, config.prune
         if config.experiment == "imp":
