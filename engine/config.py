@@ -31,7 +31,8 @@ EXPERIMENTS = ("imp", "supermask", "edge-popup")
 SUPERMASK_WEIGHTS = ("init", "signed_constant")
 SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
-MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
+MACHINE_KEYS = ("device", "threads", "data.dir", "data.download", "parallel_trials", "train.compile",
+                "train.channels_last")
 # Keys added after runs were stored: left out of the config hash while they hold these values
 # (their defaults), so a config written before the key existed keeps its hash.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
@@ -51,6 +52,8 @@ WIDTH_MAX = 2 ** 31 - 1
 # A number or "auto" (the experiment's own value; see engine/recipes.py).
 AutoFloat = float | str
 LAST_BATCH = ("drop", "keep")
+# threads: "auto" (engine/threads.py: from the model's size, the free cores and live runs) or a count.
+AutoInt = int | str
 
 
 class ConfigError(ValueError):
@@ -176,6 +179,7 @@ class ExperimentConfig:
     seed: int = 0
     trials: int = 1
     device: str = "auto"
+    threads: AutoInt = "auto"  # CPU threads torch may use: auto | N (the user's OMP_NUM_THREADS wins)
     parallel_trials: AutoBool = "auto"  # train the trials as one batched model: auto | true | false
     experiment: str = "imp"
     data: DataConfig = field(default_factory=DataConfig)
@@ -306,6 +310,14 @@ def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
         if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             return value if value == "auto" else float(value)
         raise ConfigError(source, key, value, "expected a number or \"auto\"")
+    if tp == AutoInt:  # "auto" | a positive count (also as text, from a field of the app)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ConfigError(source, key, value, "allowed: auto, or a number of threads of at least 1")
     if tp is Step:
         try:
             return Step.parse(value)

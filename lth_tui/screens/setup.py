@@ -39,7 +39,7 @@ PANELS: dict[str, list[str]] = {
                  "train.eval_every"],
     "Pruning": ["prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy",
                 "prune.rate.conv", "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration"],
-    "Run": ["name", "description", "experiment", "trials", "seed", "device"],
+    "Run": ["name", "description", "experiment", "trials", "seed", "device", "threads"],
 }
 SECTION_PANELS = {"data": "Data", "model": "Model", "train": "Training", "prune": "Pruning"}
 LABELS = {
@@ -51,6 +51,7 @@ LABELS = {
 }
 PLACEHOLDERS = {
     "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
+    "threads": "auto = from model size and free cores; or N",
     "train.iterations": "500, 500it or 2ep", "train.eval_every": "100, 100it or 1ep", "train.warmup_iterations": "0 or 1ep",
     "prune.rewind_iteration": "0 = θ0; k = late rewinding", "data.dir": "default data dir",
 }
