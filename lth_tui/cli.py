@@ -307,13 +307,22 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         run_dirs.append(run_dir)
     print(folder, flush=True)
     if backend is None:
+        from lth_tui.sweep_runs import batched_sets
+
         states = []
         stop = _StopFlag()
         stop.install()
-        for run_dir, (config, _) in zip(run_dirs, combos):
+        configs = {run_dir: config for run_dir, (config, _) in zip(run_dirs, combos)}
+        for members in batched_sets(run_dirs, configs):
+            config = configs[members[0]]
             key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
-            code = _execute_with_progress(run_dir, args.quiet, args.checkpoint_every,
-                                          data=datasets[key].to(resolve_device(config.device)), stop=stop)
+            data = datasets[key].to(resolve_device(config.device))
+            if len(members) > 1:
+                from lth_tui.sweep_runs import execute_together_with_progress
+
+                code = execute_together_with_progress(members, args.quiet, args.checkpoint_every, data, stop)
+            else:
+                code = _execute_with_progress(members[0], args.quiet, args.checkpoint_every, data=data, stop=stop)
             states.append(code)
             if stop.requested:  # Ctrl-C; a run stopped by `lth-tui stop` lets the sweep go on
                 break

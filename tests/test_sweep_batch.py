@@ -107,3 +107,26 @@ def test_only_runs_that_share_model_data_and_training_go_together(tmp_path: Path
     with pytest.raises(ValueError, match="share"):
         execute_together([dirs[0], dirs[4]])
     assert not (dirs[0] / "events.jsonl").exists()  # refused before anything was written
+
+
+def test_a_sweep_with_parallel_trials_true_trains_its_runs_together(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                     one_thread: None) -> None:
+    """The CLI path: `--sweep` with one job hands the set to execute_together (on a GPU by default)."""
+    from lth_tui.cli import main
+
+    preset = tmp_path / "tiny.toml"
+    preset.write_text('name = "tiny"\ndevice = "cpu"\nparallel_trials = true\n[data]\nname = "digits"\nval_size = 200\n'
+                      '[model]\nhidden = [16]\n[train]\niterations = 20\neval_every = 10\nbatch_size = 40\n'
+                      '[prune]\nrounds = 1\n', encoding="utf-8")
+    runs = tmp_path / "runs"
+    code = main(["run", str(preset), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random",
+                 "--sweep", "seed=0,1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "training 4 runs together" in out
+    run_dirs = [p for p in runs.iterdir() if p.name != "groups"]
+    assert len(run_dirs) == 4
+    for run_dir in run_dirs:
+        assert read_status(run_dir)["state"] == "done"
+        start = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
+        assert start["event"] == "run_start" and start["batched_runs"] == 4
