@@ -130,3 +130,24 @@ def test_a_sweep_with_parallel_trials_true_trains_its_runs_together(tmp_path: Pa
         assert read_status(run_dir)["state"] == "done"
         start = json.loads((run_dir / "events.jsonl").read_text().splitlines()[0])
         assert start["event"] == "run_start" and start["batched_runs"] == 4
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_runs_together_keep_the_masks_of_runs_alone(tmp_path: Path) -> None:
+    """The GPU default (bmm for MLPs) against each run alone on the same GPU, with the tolerance
+    derived in test_batched_matmuls_keep_the_masks_and_the_accuracies."""
+    configs = [from_dict({**c.to_dict(), "device": "cuda"}) for c in _configs()]
+    alone = [create_run(c, tmp_path / "alone", preset="sweep") for c in configs]
+    for d in alone:
+        assert execute(d) == "done"
+    together = [create_run(c, tmp_path / "together", preset="sweep") for c in configs]
+    assert set(execute_together(together).values()) == {"done"}
+    for a, b in zip(alone, together):
+        ma, mb = _masks(a), _masks(b)
+        for k in ma:
+            if "/round-0/" in k or "/round-1/" in k:
+                assert np.array_equal(ma[k], mb[k]), k
+            else:
+                assert int((ma[k] != mb[k]).sum()) <= 0.01 * int(ma[k].sum()), k
+        for x, y in zip(_results(a), _results(b)):
+            assert abs(x["test_accuracy_final"] - y["test_accuracy_final"]) <= 0.01
