@@ -5,15 +5,17 @@ Setup screen need the registries' names (and a dataset's shape, a model's descri
 their code. The registries themselves (engine.datasets, engine.models, engine.criteria,
 engine.actions) import torch, which costs seconds on a busy machine; this module is their
 torch-free index. tests/test_catalog.py holds it equal to the registries, so a name added to
-a registry and forgotten here fails the tests instead of being refused by validation.
+a registry and forgotten here fails the tests instead of being refused by validation. The one
+rule validation needs from a registry (`openlth_problem`, which settings the OpenLTH count
+accepts) lives here too, for the same reason; engine.criteria uses it from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BIAS_INITS", "BN_INITS", "COUNTS", "CRITERIA", "DATASETS", "INIT_SCHEMES", "MASK0_ACTIONS", "MASK1_ACTIONS", "MODELS", "SCOPES",
-           "DatasetInfo", "ModelInfo"]
+__all__ = ["BIAS_INITS", "BN_INITS", "COUNTS", "CRITERIA", "DATASETS", "INIT_SCHEMES", "MASK0_ACTIONS",
+           "MASK1_ACTIONS", "MODELS", "SCOPES", "DatasetInfo", "ModelInfo", "openlth_problem"]
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,16 @@ MASK1_ACTIONS: tuple[str, ...] = (
     "rand_signed_constant",
 )
 MASK0_ACTIONS: tuple[str, ...] = ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all")
+
+
+def openlth_problem(criterion: str, scope: str, rates: dict[str, float]) -> str | None:
+    """Why OpenLTH's sparse_global rule has no meaning for these settings, or None."""
+    if criterion != "large_final":
+        return (f"OpenLTH's sparse_global rule thresholds trained magnitudes: it needs criterion "
+                f"large_final, not {criterion!r} (or count exact)")
+    nonzero = sorted({float(r) for r in rates.values() if r > 0})
+    if scope == "global" and len(nonzero) > 1:
+        return (f"OpenLTH's sparse_global rule has one pruning fraction, but the non-zero rates "
+                f"{', '.join(map(str, nonzero))} differ under global scope (make them equal; a kind "
+                f"at rate 0 is an ignored layer)")
+    return None

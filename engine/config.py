@@ -480,7 +480,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
 
 def _validate_count(config: ExperimentConfig, source: str) -> None:
     """prune.count = openlth only where OpenLTH's sparse_global rule means something."""
-    from engine.criteria import openlth_problem
+    from engine.catalog import openlth_problem
 
     if config.prune.count == "openlth":
         problem = openlth_problem(config.prune.criterion, config.prune.scope, config.prune.rate)
