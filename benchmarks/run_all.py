@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["masked_step", "prune_hooks", "dataloader", "imp_rounds", "app_overhead", "parallel_trials", "fast_paths"]
+SCRIPTS = ["masked_step", "prune_hooks", "dataloader", "imp_rounds", "app_overhead", "parallel_trials", "fast_paths",
+           "startup", "threads", "sweep_batch"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,8 @@ EXPERIMENTS = ("imp", "supermask", "edge-popup")
 SUPERMASK_WEIGHTS = ("init", "signed_constant")
 SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
-MACHINE_KEYS = ("device", "data.dir", "data.download", "parallel_trials", "train.compile", "train.channels_last")
+MACHINE_KEYS = ("device", "threads", "data.dir", "data.download", "parallel_trials", "train.compile",
+                "train.channels_last")
 # Keys added after runs were stored: left out of the config hash while they hold these values
 # (their defaults), so a config written before the key existed keeps its hash.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
@@ -54,6 +55,8 @@ WIDTH_MAX = 2 ** 31 - 1
 # A number or "auto" (the experiment's own value; see engine/recipes.py).
 AutoFloat = float | str
 LAST_BATCH = ("drop", "keep")
+# threads: "auto" (engine/threads.py: from the model's size, the free cores and live runs) or a count.
+AutoInt = int | str
 
 
 class ConfigError(ValueError):
@@ -189,6 +192,7 @@ class ExperimentConfig:
     seed: int = 0
     trials: int = 1
     device: str = "auto"
+    threads: AutoInt = "auto"  # CPU threads torch may use: auto | N (the user's OMP_NUM_THREADS wins)
     parallel_trials: AutoBool = "auto"  # train the trials as one batched model: auto | true | false
     experiment: str = "imp"
     data: DataConfig = field(default_factory=DataConfig)
@@ -224,6 +228,15 @@ class ExperimentConfig:
         return node
 
 
+def total_rounds(config: ExperimentConfig) -> int:
+    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
+    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
+        return config.supermask.rounds
+    if config.prune.rounds == 0:
+        return 1
+    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
+
+
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
                              "supermask": SupermaskConfig, "analysis": AnalysisConfig}
 
@@ -241,11 +254,9 @@ def _to_plain(obj: Any) -> Any:
 
 
 def choices() -> dict[str, tuple[str, ...]]:
-    """Allowed names per key, read from the engine's registries (so the app shows new ones)."""
-    from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
-    from engine.criteria import COUNTS, CRITERIA, SCOPES
-    from engine.datasets import DATASETS
-    from engine.models import BIAS_INITS, BN_INITS, INIT_SCHEMES, MODELS
+    """Allowed names per key, from the registries' torch-free index (engine/catalog.py)."""
+    from engine.catalog import (BIAS_INITS, BN_INITS, COUNTS, CRITERIA, DATASETS, INIT_SCHEMES, MASK0_ACTIONS,
+                                MASK1_ACTIONS, MODELS, SCOPES)
 
     return {
         "data.name": tuple(DATASETS),
@@ -273,13 +284,9 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 def choice_help(key: str, name: str) -> str:
     """One line on what a criterion or mask-1 / mask-0 action does: its docstring's first line."""
-    from engine.actions import MASK0_ACTIONS, MASK1_ACTIONS
-    from engine.criteria import CRITERIA
+    from engine.catalog import CHOICE_HELP
 
-    registry: dict[str, Any] = {"prune.criterion": CRITERIA, "prune.mask1": MASK1_ACTIONS,
-                                "prune.mask0": MASK0_ACTIONS}.get(key, {})
-    doc = (getattr(registry.get(name), "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return CHOICE_HELP.get(key, {}).get(name, "")
 
 
 def all_keys() -> list[str]:
@@ -324,6 +331,14 @@ def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
         if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)):
             return value if value == "auto" else float(value)
         raise ConfigError(source, key, value, "expected a number or \"auto\"")
+    if tp == AutoInt:  # "auto" | a positive count (also as text, from a field of the app)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        raise ConfigError(source, key, value, "allowed: auto, or a number of threads of at least 1")
     if tp is Step:
         try:
             return Step.parse(value)
@@ -487,7 +502,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
 
 def _validate_count(config: ExperimentConfig, source: str) -> None:
     """prune.count = openlth only where OpenLTH's sparse_global rule means something."""
-    from engine.criteria import openlth_problem
+    from engine.catalog import openlth_problem
 
     if config.prune.count == "openlth":
         problem = openlth_problem(config.prune.criterion, config.prune.scope, config.prune.rate)
@@ -497,7 +512,7 @@ def _validate_count(config: ExperimentConfig, source: str) -> None:
 
 def _validate_speed(config: ExperimentConfig, source: str) -> None:
     """parallel_trials and the [train] fast-path switches."""
-    from engine.models import MODELS
+    from engine.catalog import MODELS
 
     if config.train.channels_last and not MODELS[config.model.name].needs_image:
         raise ConfigError(source, "train.channels_last", True,

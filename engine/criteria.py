@@ -87,6 +87,8 @@ from typing import Callable
 
 import torch
 
+from engine.catalog import openlth_problem  # torch-free: config validation calls it
+
 __all__ = ["PruningError", "CRITERIA", "SCOPES", "KINDS", "COUNTS", "openlth_problem", "next_mask", "kept_after"]
 
 
@@ -262,19 +264,6 @@ def _check_rate(where: str, rate) -> None:
 def _check_steps(steps) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise PruningError(f"steps = {steps!r} is not allowed; steps must be an int >= 0")
-
-
-def openlth_problem(criterion: str, scope: str, rates: dict[str, float]) -> str | None:
-    """Why OpenLTH's sparse_global rule has no meaning for these settings, or None."""
-    if criterion != "large_final":
-        return (f"OpenLTH's sparse_global rule thresholds trained magnitudes: it needs criterion "
-                f"large_final, not {criterion!r} (or count exact)")
-    nonzero = sorted({float(r) for r in rates.values() if r > 0})
-    if scope == "global" and len(nonzero) > 1:
-        return (f"OpenLTH's sparse_global rule has one pruning fraction, but the non-zero rates "
-                f"{', '.join(map(str, nonzero))} differ under global scope (make them equal; a kind "
-                f"at rate 0 is an ignored layer)")
-    return None
 
 
 def _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps) -> None:

@@ -51,8 +51,7 @@ from torch import nn
 from engine.config import ConfigError, ExperimentConfig, Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.models import layer_kinds
-from engine.schema import lmc_ok
-from engine.store import RunWriter, StoreError, load_tensors, read_json, save_tensors, write_json_atomic
+from engine.store import RunWriter, StoreError, load_tensors, read_json, read_lmc, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
 __all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "lmc_from",
@@ -347,19 +346,3 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     finally:
         writer.close()
     return record
-
-
-def read_lmc(run_dir: Path | str) -> list[dict[str, Any]]:
-    """Every stored LMC result of a run (lmc.json and lmc-k<K>.json of every round), in order
-    of trial, round and rewind point (the round-start one first); damaged files are skipped."""
-    found = []
-    for path in sorted(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
-        try:
-            record = read_json(path)
-        except StoreError:
-            continue
-        if lmc_ok(record):  # engine/schema.py: a record of the wrong types is skipped like a damaged file
-            record["file"] = str(path.relative_to(run_dir))
-            found.append(record)
-    key = lambda rec: (rec.get("trial", 0), rec.get("round", 0), -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
-    return sorted(found, key=key)

@@ -10,6 +10,9 @@ density ratio; across trials and criteria it is the interesting figure).
 Everything here is a pure function of the masks in a run store (round-<r>/mask.safetensors):
 consecutive rounds of a trial, the same round across trials, and the same round across runs
 (e.g. the criteria of a sweep).
+
+Masks are read as numpy arrays (safetensors.numpy), so `lth-tui export` and the app's overlap
+views never import torch; counts are integers, so the figures do not depend on the library.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
-from engine.store import iter_round_dirs, load_tensors
+from engine.store import StoreError, iter_round_dirs
 
 __all__ = ["between_runs", "between_trials", "consecutive_rounds", "jaccard", "load_mask", "run_overlaps"]
 
@@ -30,12 +33,16 @@ def _chance(p: float, q: float) -> float:
     return 1.0 if union == 0 else p * q / union
 
 
-def _pair(a: torch.Tensor, b: torch.Tensor) -> tuple[int, int, int, int]:
-    a, b = a.bool(), b.bool()
-    return int((a & b).sum()), int((a | b).sum()), int(a.sum()), int(b.sum())
+def _pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
+    return int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b)), int(np.count_nonzero(a)), int(np.count_nonzero(b))
 
 
-def jaccard(mask_a: dict[str, torch.Tensor], mask_b: dict[str, torch.Tensor]) -> dict[str, Any]:
+def _bool(mask: Any) -> np.ndarray:
+    """A mask as a numpy bool array (numpy arrays, CPU torch tensors and lists are accepted)."""
+    return np.asarray(mask).astype(bool, copy=False)
+
+
+def jaccard(mask_a: dict[str, Any], mask_b: dict[str, Any]) -> dict[str, Any]:
     """{"all": pooled Jaccard, "layers": {name: Jaccard}, "chance": pooled chance level,
     "kept_a", "kept_b", "total"} over the layers both masks have (shapes must agree)."""
     names = [n for n in mask_a if n in mask_b]
@@ -44,22 +51,27 @@ def jaccard(mask_a: dict[str, torch.Tensor], mask_b: dict[str, torch.Tensor]) ->
     inter = union = kept_a = kept_b = total = 0
     layers = {}
     for name in names:
-        a, b = mask_a[name], mask_b[name]
+        a, b = _bool(mask_a[name]), _bool(mask_b[name])
         if a.shape != b.shape:
             raise ValueError(f"{name}: mask shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
         i, u, ka, kb = _pair(a, b)
         layers[name] = 1.0 if u == 0 else i / u
-        inter, union, kept_a, kept_b, total = inter + i, union + u, kept_a + ka, kept_b + kb, total + a.numel()
+        inter, union, kept_a, kept_b, total = inter + i, union + u, kept_a + ka, kept_b + kb, total + a.size
     return {"all": 1.0 if union == 0 else inter / union, "layers": layers,
             "chance": _chance(kept_a / total, kept_b / total), "kept_a": kept_a, "kept_b": kept_b, "total": total}
 
 
-def load_mask(run_dir: Path | str, trial: int, round_: int) -> dict[str, torch.Tensor] | None:
-    """round-<r>/mask.safetensors of a trial as bool tensors, or None when absent."""
+def load_mask(run_dir: Path | str, trial: int, round_: int) -> dict[str, np.ndarray] | None:
+    """round-<r>/mask.safetensors of a trial as numpy bool arrays, or None when absent."""
+    from safetensors.numpy import load_file
+
     path = Path(run_dir) / f"trial-{trial}" / f"round-{round_}" / "mask.safetensors"
     if not path.is_file():
         return None
-    return {n: m.bool() for n, m in load_tensors(path).items()}
+    try:
+        return {n: m.astype(bool, copy=False) for n, m in load_file(str(path)).items()}
+    except Exception as exc:  # safetensors raises several types for damaged headers
+        raise StoreError(f"{path.name} is damaged: {exc}") from None
 
 
 def _trials(run_dir: Path) -> list[int]:
@@ -117,7 +129,7 @@ def between_runs(run_dirs: list[Path | str], round_: int, trial: int = 0) -> dic
         if m is None:
             density.append(None)
         else:
-            density.append(sum(int(v.sum()) for v in m.values()) / sum(v.numel() for v in m.values()))
+            density.append(sum(int(np.count_nonzero(v)) for v in m.values()) / sum(v.size for v in m.values()))
     for i in range(n):
         for j in range(i, n):
             if masks[i] is None or masks[j] is None:

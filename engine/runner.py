@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 
 from engine.actions import round_start
-from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
+from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule, total_rounds
 from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
@@ -38,6 +38,7 @@ from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, h
                             pid_start, stop_requested)
 from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, open_log, read_config,
                           read_result, read_status, remove_stale_temps, save_tensors, write_json_atomic)
+from engine.threads import apply_run_threads
 from engine.training import (Cancelled, RoundOutcome, TrainJob, derive_seed, generator,
                              train_round)
 
@@ -55,15 +56,6 @@ def resolve_device(name: str) -> torch.device:
         if index >= torch.cuda.device_count():
             raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
-
-
-def total_rounds(config: ExperimentConfig) -> int:
-    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
-    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
-        return config.supermask.rounds
-    if config.prune.rounds == 0:
-        return 1
-    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
 
 
 def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:
@@ -144,7 +136,7 @@ class _Pending:
     density: dict[str, Any]  # weights_trainable / weights_nonzero / layers_nonzero (engine/density.py)
 
 
-class _Run:
+class RunSession:
     """State shared by the trials of one execution."""
 
     def __init__(self, run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: Schedule,
@@ -359,9 +351,11 @@ def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, shoul
     config = read_config(run_dir)
     lock = RunLock(run_dir)
     lock.acquire()
+    threads_before = torch.get_num_threads()
     try:
         return _execute_locked(run_dir, config, on_event, should_stop, checkpoint_seconds, data)
     finally:
+        torch.set_num_threads(threads_before)  # a caller running several runs in one process gets its own back
         lock.release()
 
 
@@ -401,13 +395,16 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
         data = place_dataset(data, device)  # on the device, or a too-big training split pinned on the host
         schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
         together = parallel_trials_active(config, device)
+        threads = apply_run_threads(config, data, device, run_dir)  # engine/threads.py; None: OMP_NUM_THREADS
+        writer.status(threads=threads or torch.get_num_threads())
         emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
                           trials=config.trials, rounds=total_rounds(config), iterations=_round_iterations(config, schedule),
                           eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config),
-                          experiment=config.experiment, parallel_trials=together))
+                          experiment=config.experiment, parallel_trials=together,
+                          threads=torch.get_num_threads()))
         for message in speed_warnings(config, device):
             emit(writer.event("warning", message=message))
-        run = _Run(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
+        run = RunSession(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
         if together:  # round-major, all trials as one batched model (engine/batched.py)
             run.trials_together(list(range(config.trials)))
         for t in range(0 if together else config.trials):
@@ -449,8 +446,7 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
         raise RunLocked(f"{run_dir.name} is already being run by {holder}; stop it first or wait for it")
     # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
     root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
-           **cpu_share_env(run_dir)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     log = open_log(run_dir / "runner.log")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
@@ -465,38 +461,6 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     return proc
 
 
-def cpu_share_env(run_dir: Path) -> dict[str, str]:
-    """OMP_NUM_THREADS for a CPU run started while other CPU runs are live on this host.
-
-    torch takes one thread per core by default, and two such runs on the same cores spin-wait
-    on each other (small models 10-25x slower; benchmarks/README.md). A new run gets an even
-    share of the cores instead; runs already going keep theirs. A user's OMP_NUM_THREADS wins.
-    """
-    if "OMP_NUM_THREADS" in os.environ:
-        return {}
-    try:
-        if not _on_cpu(read_config(run_dir).device):
-            return {}
-    except StoreError:
-        return {}
-    live = 0
-    for other in Path(run_dir).parent.iterdir():
-        if other == Path(run_dir) or not (other / "status.json").is_file():
-            continue
-        try:
-            status = read_status(other)
-            if (status["state"] == "running" and status.get("host") == socket.gethostname()
-                    and pid_alive(status.get("pid")) and _on_cpu(read_config(other).device)):
-                live += 1
-        except StoreError:
-            continue
-    if not live:
-        return {}
-    return {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // (live + 1)))}
-
-
-def _on_cpu(device: str) -> bool:
-    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
 
 
 def main(argv: list[str] | None = None) -> int:

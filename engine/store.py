@@ -4,6 +4,9 @@ A run directory holds config.toml, status.json, events.jsonl, summary.json and s
 files (see design.md, "Run store"). JSON files are replaced atomically (temp file + rename)
 so a reader never sees half a file, events are appended and flushed one line at a time, and
 nothing is ever loaded with pickle, so a run dir copied from someone else cannot run code.
+
+Reading a run's JSON files never imports torch (`lth-tui runs` and `export` stay instant);
+only the tensor readers and writers do, when they are called.
 """
 
 from __future__ import annotations
@@ -13,22 +16,22 @@ import os
 import re
 import socket
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any, Iterator
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
 from engine.process import liveness, pid_alive, shown_state
-from engine.schema import SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite
+from engine.schema import SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite, lmc_ok
 
 MAX_JSON_BYTES = 256 * 2 ** 20  # a run's JSON files are kilobytes to a few megabytes
+
+if TYPE_CHECKING:
+    import torch
 
 
 class StoreError(RuntimeError):
@@ -96,7 +99,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is not None and isinstance(obj, torch.Tensor):
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
@@ -236,6 +240,22 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
     return events, offset + end + 1
 
 
+def read_lmc(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Every stored LMC result of a run (lmc.json and lmc-k<K>.json of every round), in order
+    of trial, round and rewind point (the round-start one first); damaged files are skipped."""
+    found = []
+    for path in sorted(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
+        try:
+            record = read_json(path)
+        except StoreError:
+            continue
+        if lmc_ok(record):  # engine/schema.py: a record of the wrong types is skipped like a damaged file
+            record["file"] = str(path.relative_to(run_dir))
+            found.append(record)
+    key = lambda rec: (rec.get("trial", 0), rec.get("round", 0), -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
+    return sorted(found, key=key)
+
+
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A safetensors file as CPU tensors (safetensors cannot execute code, unlike pickle)."""
     path = Path(path)
@@ -243,6 +263,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise StoreError(f"{_where(path)} is a symlink; run-store files are never links, so it is not followed")
     if not path.is_file():
         raise StoreError(f"{_where(path)} is missing")
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises several types for damaged headers (a pickle is one)
@@ -272,6 +294,8 @@ def _where(path: Path) -> str:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Atomic safetensors write; tensors are copied to contiguous CPU memory first."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
@@ -305,8 +329,10 @@ def checkpoint_meta(directory: Path) -> dict[str, Any] | None:
     hint = f"; delete it to restart {_where(path).rpartition('/')[0] or 'the round'} from its start"
     if path.is_symlink():
         raise StoreError(f"{_where(path)} is a symlink, not followed{hint}")
+    from safetensors import safe_open
+
     try:
-        with safe_open(str(path), "pt") as fh:
+        with safe_open(str(path), "np") as fh:
             text = (fh.metadata() or {}).get("checkpoint")
         meta = read_json(Path(directory) / CHECKPOINT_FILES[1]) if text is None else json.loads(text)
     except StoreError as exc:

@@ -419,7 +419,7 @@ def _fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float],
 
 def run_supermask_trial(run: Any, t: int) -> None:
     """Trains (or resumes) trial `t` of a supermask / edge-popup run; `run` is the runner's
-    _Run (dir, config, data, schedule, writer, emit, should_stop, checkpoint_seconds)."""
+    RunSession (dir, config, data, schedule, writer, emit, should_stop, checkpoint_seconds)."""
     trial = _Trial(run, t)
     rounds = run.config.supermask.rounds
     done = [(run.writer.round_dir(t, r) / "result.json").is_file() for r in range(rounds)]

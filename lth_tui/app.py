@@ -13,10 +13,11 @@ going when the app quits or the SSH link drops, and the app follows the run dir'
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -27,9 +28,11 @@ from lth_tui.commands import LthCommands
 from lth_tui.export import FORMATS
 from lth_tui.follower import RunFollower
 from lth_tui.messages import RunEvents, RunOpened, RunStatus
-from lth_tui.screens.run import RunScreen
-from lth_tui.screens.runs import RunsScreen
 from lth_tui.screens.setup import SetupScreen
+
+if TYPE_CHECKING:
+    from lth_tui.screens.run import RunScreen
+    from lth_tui.screens.runs import RunsScreen
 
 RESUMABLE = ("cancelled", "interrupted", "failed", "lost")
 
@@ -63,8 +66,7 @@ class LthApp(App[int]):
         self._clashes_told: set[str] = set()
         self._theme_timer: Any = None
         self.setup_screen = SetupScreen()
-        self.run_screen = RunScreen()
-        self.runs_screen = RunsScreen()
+        self.first_frame_shown = False  # set on Ready; the Setup screen waits for it to build its panels
         self.add_mode("setup", lambda: self.setup_screen)
         self.add_mode("run", lambda: self.run_screen)
         self.add_mode("runs", lambda: self.runs_screen)
@@ -105,13 +107,34 @@ class LthApp(App[int]):
             self.notify(f"{ids} share a key: check [keymap] in settings.toml", title="keymap clash",
                         severity="warning", timeout=10)
 
+    # The Run and Runs screens (plotext, numpy, the heatmap) are imported and built when first
+    # used, so the app's first frame waits for nothing but Textual and the Setup screen.
+    @functools.cached_property
+    def run_screen(self) -> RunScreen:
+        from lth_tui.screens.run import RunScreen
+
+        return RunScreen()
+
+    @functools.cached_property
+    def runs_screen(self) -> RunsScreen:
+        from lth_tui.screens.runs import RunsScreen
+
+        return RunsScreen()
+
+    def on_ready(self) -> None:
+        """The first frame is on the terminal: now the Setup panels and the run store's reading
+        may start (before it, they would only delay that frame)."""
+        self.first_frame_shown = True
+        if self.setup_screen.is_mounted:
+            self.setup_screen.call_after_refresh(self.setup_screen.build_panels)
+        self.list_runs(self._reattach)
+
     def on_mount(self) -> None:
         if self.settings_problem:
             self.notify(self.settings_problem, title="settings", severity="warning", timeout=20)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.switch_mode("setup")
         self.set_interval(1.0, self._reap)
-        self.list_runs(self._reattach)
 
     def on_unmount(self) -> None:
         for follower in self.followers.values():
@@ -592,7 +615,7 @@ class LthApp(App[int]):
 
 def check_model(config: Any) -> None:
     """Builds the model once (on the CPU) so a model that cannot take the dataset fails before a run dir exists."""
-    from engine.datasets import DATASETS
+    from engine.catalog import DATASETS
     from engine.models import build_model, model_options
     from engine.training import generator
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PIPE = 141  # what a shell reports for a command ended by a closed pipe (128 + SIGPIPE)
 
 
 RUN_HELP = "a run dir, or a run id in the runs dir (a unique prefix, or the 6-hex suffix)"
@@ -319,13 +320,22 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         run_dirs.append(run_dir)
     print(folder, flush=True)
     if backend is None:
+        from lth_tui.sweep_runs import batched_sets
+
         states = []
         stop = _StopFlag()
         stop.install()
-        for run_dir, (config, _) in zip(run_dirs, combos):
+        configs = {run_dir: config for run_dir, (config, _) in zip(run_dirs, combos)}
+        for members in batched_sets(run_dirs, configs):
+            config = configs[members[0]]
             key = (config.data.name, config.data.val_size, config.data.augment, config.data.dir)
-            code = _execute_with_progress(run_dir, args.quiet, args.checkpoint_every,
-                                          data=datasets[key].to(resolve_device(config.device)), stop=stop)
+            data = datasets[key].to(resolve_device(config.device))
+            if len(members) > 1:
+                from lth_tui.sweep_runs import execute_together_with_progress
+
+                code = execute_together_with_progress(members, args.quiet, args.checkpoint_every, data, stop)
+            else:
+                code = _execute_with_progress(members[0], args.quiet, args.checkpoint_every, data=data, stop=stop)
             states.append(code)
             if stop.requested:  # Ctrl-C; a run stopped by `lth-tui stop` lets the sweep go on
                 break
@@ -638,12 +648,34 @@ COMMANDS = {"run": cmd_run, "lmc": cmd_lmc, "resume": cmd_resume, "presets": cmd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; output piped into a reader that stops early (`| head`) ends quietly."""
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()  # inside the try: a closed pipe must fail here, not at interpreter exit
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_PIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         from lth_tui.app import run_app
 
         return run_app(runs_dir=args.runs_dir)
     return COMMANDS[args.command](args)
+
+
+def _quiet_stdout() -> None:
+    """Points stdout at /dev/null so Python's own flush at exit finds no closed pipe to complain about."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout file descriptor (a test's StringIO): nothing to silence
+        pass
 
 
 if __name__ == "__main__":

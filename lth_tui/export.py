@@ -2,7 +2,7 @@
 
 Shared by the headless CLI and the app; it imports neither textual nor the engine's
 training code, so exporting a copied run dir needs nothing but its files. The analysis
-sections come from the stored files too: LMC results (lmc*.json, via engine.lmc.read_lmc)
+sections come from the stored files too: LMC results (lmc*.json, via engine.store.read_lmc)
 and mask overlaps (the rounds' mask.safetensors, via engine.overlap); both readers are
 imported only when an export needs them.
 """
@@ -133,10 +133,10 @@ def to_markdown(run_dir: Path) -> str:
 
 
 def read_lmc_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every stored LMC result of the run (engine.lmc.read_lmc), [] when it has none."""
+    """Every stored LMC result of the run (engine.store.read_lmc), [] when it has none."""
     if not any(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
         return []
-    from engine.lmc import read_lmc
+    from engine.store import read_lmc
 
     return read_lmc(run_dir)
 

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from conftest import merged
 from safetensors.numpy import load_file as load_np
 
 from engine.config import from_dict
-from engine.runner import cpu_share_env, execute
+from engine.runner import execute
 from engine.store import create_run, list_runs, read_status, read_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,25 +236,3 @@ def test_sigterm_cancels_and_leaves_it_resumable(tmp_path):
     run_dir = next(runs.iterdir())
     assert read_status(run_dir)["state"] == "cancelled"
     assert (run_dir / "trial-0" / "round-0" / "checkpoint.json").is_file()
-
-
-def test_a_cpu_run_started_beside_live_cpu_runs_gets_a_share_of_the_cores(tmp_path, monkeypatch):
-    """spawn's environment: torch's one-thread-per-core default would oversubscribe the CPU."""
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    runs = tmp_path / "runs"
-    new = create_run(_config(), runs, preset="new")
-    assert cpu_share_env(new) == {}  # alone on the machine: torch's default
-
-    def live(device: str, alive: bool = True) -> None:
-        run_dir = create_run(_config(device=device), runs, preset=f"live-{device}")
-        status = json.loads((run_dir / "status.json").read_text())
-        status.update(state="running", host=socket.gethostname(), pid=os.getpid() if alive else None)
-        (run_dir / "status.json").write_text(json.dumps(status))
-
-    live("cpu")
-    live("cpu")
-    live("cpu", alive=False)  # an interrupted run takes no cores
-    assert cpu_share_env(new) == {"OMP_NUM_THREADS": "2"}  # 8 cores, 3 runs then: 2 threads each
-    monkeypatch.setenv("OMP_NUM_THREADS", "6")
-    assert cpu_share_env(new) == {}  # the user's own setting wins

@@ -47,7 +47,7 @@ def read_analysis(run_dir: Path | str, overlay_dir: Path | str | None = None) ->
                            "successive": read_successive(run_dir),
                            "overlay_successive": read_successive(overlay_dir) if overlay_dir else []}
     try:
-        from engine.lmc import read_lmc
+        from engine.store import read_lmc
 
         out["lmc"] = read_lmc(run_dir)
     except Exception as exc:  # noqa: BLE001 - shown in the view, never a crash

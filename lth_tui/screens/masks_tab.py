@@ -148,9 +148,9 @@ class MasksTab(Vertical):
 
 def input_image_shape(config: Any) -> tuple[int, int] | None:
     """(H, W) when the model's first layer reads a single-channel image pixel by pixel (MNIST-like)."""
-    try:
-        from engine.datasets import DATASETS
+    from engine.catalog import DATASETS
 
+    try:
         shape = DATASETS[config.data.name].input_shape
     except (KeyError, AttributeError, ImportError):
         return None

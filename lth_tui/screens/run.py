@@ -115,7 +115,7 @@ class RunModel:
         self.opened = True
         self.config, self.status, self.error = config, status, error
         if config is not None:
-            from engine.runner import total_rounds
+            from engine.config import total_rounds
 
             self.trials = config.trials
             self.rounds = total_rounds(config)

@@ -101,7 +101,9 @@ class RunsScreen(Screen):
     # -- table -------------------------------------------------------------------------------
 
     def show_runs(self, infos: list[Any]) -> None:
-        if not self.query("#runs-table"):  # a listing that lands while the app tears the screen down
+        if not self.query("#runs-table"):  # not composed yet (reading is quick), or being torn down
+            if self.is_attached and not self._closing:
+                self.call_after_refresh(self.show_runs, infos)
             return
         self.listed += 1
         self.infos = infos

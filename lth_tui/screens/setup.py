@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Header, Input, Label, OptionList, Select, Static
 
 from engine.config import (SECTIONS, ConfigError, ExperimentConfig, all_keys, choices, from_dict, parse_value,
@@ -40,7 +41,7 @@ PANELS: dict[str, list[str]] = {
                  "train.eval_every"],
     "Pruning": ["prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy",
                 "prune.rate.conv", "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration"],
-    "Run": ["name", "description", "experiment", "trials", "seed", "device"],
+    "Run": ["name", "description", "experiment", "trials", "seed", "device", "threads"],
 }
 SECTION_PANELS = {"data": "Data", "model": "Model", "train": "Training", "prune": "Pruning"}
 LABELS = {
@@ -53,6 +54,7 @@ LABELS = {
 }
 PLACEHOLDERS = {
     "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
+    "threads": "auto = from model size and free cores; or N",
     "train.iterations": "500, 500it or 2ep", "train.eval_every": "100, 100it or 1ep", "train.warmup_iterations": "0 or 1ep",
     "prune.rewind_iteration": "0 = θ0; k = late rewinding", "data.dir": "default data dir",
 }
@@ -167,19 +169,17 @@ def check_lengths(config: ExperimentConfig) -> None:
 
 
 def registry_description(key: str, value: Any) -> str:
-    """The one-line description of a dataset, model, criterion or action from the engine registry."""
+    """The one-line description of a dataset or model (the registries' torch-free index)."""
+    from engine.catalog import DATASETS, MODELS
+
     try:
         if key.startswith("prune."):
             from engine.config import choice_help
 
             return choice_help(key, value)
         if key == "data.name":
-            from engine.datasets import DATASETS
-
             return DATASETS[value].description
         if key == "model.name":
-            from engine.models import MODELS
-
             return MODELS[value].description
     except (KeyError, AttributeError, ImportError):
         return ""
@@ -215,51 +215,83 @@ class SetupScreen(Screen):
         self._error_widget: Static | None = None
         self.checks = ConfigChecks(lambda *a, **k: self.app.start_worker(*a, **k), lambda: self._show_validation())
         self._highlighted: dict[str, str] = {}  # a choice list's highlighted option, while it is open
+        self.built = False  # the panels are mounted (just after the first paint)
+        self._building = False
+        self._pending_fill: tuple[ExperimentConfig, str] | None = None
 
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        """The screen's frame only: the preset picker, the panels' ~200 fields and the buttons
+        are mounted once the app's first frame is out (`build_panels`), so `lth-tui` paints its
+        Setup screen as soon as Textual itself is up, even on a busy machine."""
         yield Header()
-        with Vertical(id="setup-top"):
-            with Horizontal(classes="field-row", id="preset-row"):
-                yield Label("preset", classes="field-label")
-                yield Select[str]([], prompt="choose a preset…", id="preset-select", compact=True, allow_blank=True)
-            yield Static("", id="preset-description", classes="hint")
+        yield Vertical(id="setup-top")
         with VerticalScroll(id="setup-panels"):
-            with Vertical(id="panel-grid"):
-                for title, keys in self.layout_:
-                    with Vertical(classes="panel", id="panel-" + title.lower()) as panel:
-                        panel.border_title = title
-                        for key in keys:
-                            yield from self._field(key)
+            yield Static("building the panels…", id="setup-loading", classes="hint")
         with Horizontal(id="setup-bottom"):
             yield Static("", id="setup-status")
-            yield Button("Start ^r", id="start-button", variant="success", compact=True, disabled=True)
-            yield Button("Save preset ^s", id="save-button", compact=True)
         yield LthFooter()
 
-    def _field(self, key: str) -> ComposeResult:
+    def _top_widgets(self) -> list[Widget]:
+        picker = Select[str]([], prompt="choose a preset…", id="preset-select", compact=True, allow_blank=True)
+        return [Horizontal(Label("preset", classes="field-label"), picker, classes="field-row", id="preset-row"),
+                Static("", id="preset-description", classes="hint")]
+
+    def _buttons(self) -> list[Widget]:
+        return [Button("Start ^r", id="start-button", variant="success", compact=True, disabled=True),
+                Button("Save preset ^s", id="save-button", compact=True)]
+
+    def _panel_grid(self) -> Vertical:
+        panels = []
+        for title, keys in self.layout_:
+            panel = Vertical(*[w for key in keys for w in self._field(key)], classes="panel", id="panel-" + title.lower())
+            panel.border_title = title
+            panels.append(panel)
+        return Vertical(*panels, id="panel-grid")
+
+    def _field(self, key: str) -> list[Widget]:
         tp = field_type(key)
         label = LABELS.get(key, key.rpartition(".")[2].replace("_", " "))
-        with Horizontal(classes="field-row", id="row-" + field_id(key)[2:]):
-            yield Label(label, classes="field-label")
-            if key in self.choices:
-                yield Select[str]([(name, name) for name in self.choices[key]], id=field_id(key), compact=True,
+        control: Widget
+        if key in self.choices:
+            control = Select[str]([(name, name) for name in self.choices[key]], id=field_id(key), compact=True,
                                   allow_blank=False, value=self.choices[key][0])
-            elif tp is bool:
-                yield Checkbox(CHECKBOX_LABELS.get(key, "on"), id=field_id(key), compact=True)
-            else:
-                yield Input("", id=field_id(key), compact=True, placeholder=PLACEHOLDERS.get(key, ""))
+        elif tp is bool:
+            control = Checkbox(CHECKBOX_LABELS.get(key, "on"), id=field_id(key), compact=True)
+        else:
+            control = Input("", id=field_id(key), compact=True, placeholder=PLACEHOLDERS.get(key, ""))
+        widgets: list[Widget] = [Horizontal(Label(label, classes="field-label"), control, classes="field-row",
+                                            id="row-" + field_id(key)[2:])]
         if key in HINT_KEYS:
             one_line = " one-line" if key.startswith("prune.") else ""
-            yield Static("", id="hint-" + field_id(key)[2:], classes="hint" + one_line)
+            widgets.append(Static("", id="hint-" + field_id(key)[2:], classes="hint" + one_line))
         elif key == "experiment":
-            yield Static("", id="hint-" + field_id(key)[2:], classes="hint")
+            widgets.append(Static("", id="hint-" + field_id(key)[2:], classes="hint"))
+        return widgets
 
     def on_mount(self) -> None:
-        self._watch_choice_lists()
         self._layout_for(self.app.size.width)
-        self.fill(ExperimentConfig(), "")
+        if getattr(self.app, "first_frame_shown", False):  # mounted later than the app's first frame
+            self.call_after_refresh(self.build_panels)
+
+    async def build_panels(self) -> None:
+        """Mounts the panels once the app's first frame is out (the app calls this on Ready),
+        then fills them: the defaults, then the preset list and the preferred preset."""
+        if self._building:
+            return
+        self._building = True
+        holder = self.query_one("#setup-panels", VerticalScroll)
+        if not holder.is_attached:  # the app quit before its first frame was out
+            return
+        await self.query_one("#setup-top", Vertical).mount_all(self._top_widgets())
+        await self.query_one("#setup-bottom", Horizontal).mount_all(self._buttons())
+        await holder.mount(self._panel_grid())
+        await self.query_one("#setup-loading", Static).remove()
+        self._watch_choice_lists()
+        self.built = True
+        pending, self._pending_fill = self._pending_fill, None
+        self.fill(*(pending or (ExperimentConfig(), "")))
         self.app.load_preset_list(self._presets_listed)
 
     def on_resize(self, event: Any) -> None:
@@ -305,6 +337,9 @@ class SetupScreen(Screen):
 
     def fill(self, config: ExperimentConfig, preset_name: str) -> None:
         """Puts a config into the fields (and remembers it as the unedited state)."""
+        if not self.built:  # a preset chosen (palette) before the panels exist: filled once they do
+            self._pending_fill = (config, preset_name)
+            return
         self.preset_name = preset_name
         self._filling += 1
         try:
@@ -344,6 +379,8 @@ class SetupScreen(Screen):
 
     def validate(self) -> ExperimentConfig | None:
         """from_dict over every field; shows the error under its field and sets Start."""
+        if not self.built:
+            return None
         try:
             config = from_dict(self.raw_config(), "setup")
             check_lengths(config)
@@ -459,7 +496,7 @@ class SetupScreen(Screen):
             self.query_one(selector, Static).update(content)
 
     def _summary_line(self, config: ExperimentConfig) -> Text:
-        from engine.runner import total_rounds
+        from engine.config import total_rounds
 
         t, p = config.train, config.prune
         iterations = value_text(t.iterations)
@@ -494,6 +531,9 @@ class SetupScreen(Screen):
 
     def focus_field(self, key: str) -> None:
         """Moves the focus to a field (and opens its list if it is a choice)."""
+        if not self.built:
+            self.call_after_refresh(self.focus_field, key)
+            return
         widget = self.query_one("#" + field_id(key))
         widget.focus()
         widget.scroll_visible()

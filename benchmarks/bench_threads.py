@@ -1,0 +1,127 @@
+"""Benchmark 10: the thread policy (`threads = "auto"`, engine/threads.py) on a quiet and a busy CPU.
+
+Each contender is a fresh `lth-tui run` process (OMP_NUM_THREADS unset, so the policy decides);
+its figure is the run's own time, from the runner's start (status.json "started": before the
+policy measures the machine) to its run_end event. Contenders, run in turn:
+
+  today, quiet        threads = <cores>: torch's default of one thread per core (before the policy)
+  auto, quiet         threads = "auto"
+  auto, busy core     threads = "auto" beside one busy core (a spinning process started here)
+  today, busy core    threads = <cores> beside it: what users hit before (shown, not judged)
+
+Targets: auto beside a busy core ≤ 1.3× auto on the quiet machine; auto on the quiet machine
+≤ today on the quiet machine (no slower; ≤ 1.05 allowed for timing noise).
+
+    python benchmarks/bench_threads.py [--repeats 3] [--iterations 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = {  # name: (--set options on the digits-quick preset (bundled data, no downloads), iterations scale)
+    "digits, MLP 300-100": (["model.name=\"mlp\"", "model.hidden=[300, 100]"], 1.0),
+    "digits, Conv-2": (["model.name=\"conv2\""], 0.25),
+}
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_seconds(runs_dir: Path, options: list[str], threads: str, env: dict[str, str]) -> tuple[float, int]:
+    """(seconds from the runner's start to run_end, the threads the run recorded) of one fresh run."""
+    before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
+    sets = [a for o in options for a in ("--set", o)]
+    subprocess.run([sys.executable, "-m", "lth_tui.cli", "run", "digits-quick", "--quiet", "--runs-dir", str(runs_dir),
+                    "--device", "cpu", "--set", f"threads={threads}", *sets], env=env, check=True, capture_output=True)
+    (run_dir,) = [p for p in runs_dir.iterdir() if p not in before and p.name != "groups"]
+    status = json.loads((run_dir / "status.json").read_text())
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    end = next(e["time"] for e in reversed(events) if e["event"] == "run_end")
+    return end - status["started"], int(status["threads"])
+
+
+class BusyCore:
+    """One core kept busy by a spinning child process while the block runs."""
+
+    def __enter__(self) -> "BusyCore":
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)  # let it show up in /proc/stat
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--iterations", type=int, default=300)
+    p.add_argument("--device", default="cpu", help="ignored: the policy is about CPU threads; accepted for run_all.py")
+    args = p.parse_args(argv)
+    cores = _cores()
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LTH_TUI_THREADS_CAP")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    print(f"### 10. thread policy: auto vs torch's default, quiet and beside one busy core ({platform.machine()}, "
+          f"{cores} cores, python {platform.python_version()}, median of {args.repeats})\n")
+    print("| case | today quiet s | auto quiet s | auto busy s | today busy s | threads auto quiet / busy | "
+          "auto busy / auto quiet | auto quiet / today quiet |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|", flush=True)
+    verdicts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (options, scale) in CASES.items():
+            iterations = max(1, int(args.iterations * scale))
+            options = [*options, f"train.iterations={iterations}", f"train.eval_every={iterations}", "prune.rounds=0"]
+            runs_dir = Path(tmp) / name.replace(" ", "").replace(",", "-")
+            chosen: dict[str, list[int]] = {"auto quiet": [], "auto busy": []}
+
+            def contender(threads: str, busy: bool, key: str | None = None) -> Callable[[], float]:
+                def go() -> float:
+                    if busy:
+                        with BusyCore():
+                            seconds, n = run_seconds(runs_dir, options, threads, env)
+                    else:
+                        seconds, n = run_seconds(runs_dir, options, threads, env)
+                    if key:
+                        chosen[key].append(n)
+                    return seconds
+                return go
+
+            contenders = {"today quiet": contender(str(cores), False), "auto quiet": contender("auto", False, "auto quiet"),
+                          "auto busy": contender("auto", True, "auto busy"), "today busy": contender(str(cores), True)}
+            times: dict[str, list[float]] = {k: [] for k in contenders}
+            for i in range(args.repeats):
+                order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
+                for key in order:
+                    times[key].append(contenders[key]())
+            med = {k: statistics.median(v) for k, v in times.items()}
+            busy_ratio = med["auto busy"] / med["auto quiet"]
+            quiet_ratio = med["auto quiet"] / med["today quiet"]
+            verdicts.append(busy_ratio <= 1.3 and quiet_ratio <= 1.05)
+            threads_text = f"{statistics.mode(chosen['auto quiet'])} / {statistics.mode(chosen['auto busy'])}"
+            print(f"| {name} | {med['today quiet']:.2f} | {med['auto quiet']:.2f} | {med['auto busy']:.2f} | "
+                  f"{med['today busy']:.2f} | {threads_text} | {busy_ratio:.3f} | {quiet_ratio:.3f} |", flush=True)
+    print(f"\ntargets: auto busy / auto quiet ≤ 1.3, auto quiet / today quiet ≤ 1.05: "
+          f"{'PASS' if all(verdicts) else 'MISS'} ({args.iterations} iterations for the MLP, a quarter of them for "
+          "Conv-2; batch 60, one round)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
