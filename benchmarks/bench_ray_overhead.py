@@ -1,4 +1,4 @@
-"""8. The same small sweep through `--backend ray` vs `--backend local --jobs N`, wall time end to end.
+"""12. The same small sweep through `--backend ray` vs `--backend local --jobs N`, wall time end to end.
 
 Both sides are the headless CLI in a fresh process (validation, run dirs, N runner children
 at a time, progress read from the run dirs). The Ray side connects to a local Ray instance
@@ -95,7 +95,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from harness import table
 
-    table(f"8. sweep on Ray vs local ({os.cpu_count()} cores, ray {ray.__version__})",
+    table(f"12. sweep on Ray vs local ({os.cpu_count()} cores, ray {ray.__version__})",
           ["backend", "sweep wall s (median)", "one runner s (median)", "wall / local"], rows,
           notes=[f"{args.runs} runs (digits, MLP 64, 3 rounds of {args.iterations} iterations), {args.jobs} at a time, "
                  f"one thread each; {args.repeats} timed turns per side, alternating, after one untimed turn",

@@ -50,12 +50,13 @@ def _count(n: int) -> str:
 def model_size(config: Any) -> ModelSize:
     """Builds the model on the CPU once (as the launch check does) and counts its weights."""
     from engine.datasets import DATASETS
-    from engine.models import build_model, layer_kinds
+    from engine.models import build_model, layer_kinds, model_options
     from engine.training import generator
 
     spec = DATASETS[config.data.name]
     model = build_model(config.model.name, input_shape=spec.input_shape, num_classes=spec.num_classes,
-                        hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"))
+                        hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"),
+                        **model_options(config))
     params = dict(model.named_parameters())
     return ModelSize(sum(p.numel() for p in params.values()),
                      tuple((name, params[name].numel()) for name in layer_kinds(model)))

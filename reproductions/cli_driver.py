@@ -214,9 +214,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def accuracy_key(summary: dict[str, Any], preferred: Sequence[str]) -> str:
-    """The first of the preferred round keys that this run store carries."""
+    """The first of the preferred round keys that this run store has values for (early-stop
+    figures are null without a hold-out)."""
     for key in preferred:
-        if any(key in record for trial in summary.get("trials", []) for record in trial.get("rounds", [])):
+        if any(record.get(key) is not None for trial in summary.get("trials", []) for record in trial.get("rounds", [])):
             return key
     raise KeyError(f"none of {list(preferred)} in the run's rounds")
 

@@ -37,13 +37,15 @@ def main() -> None:
     started = time.perf_counter()
     finished = run_all(VARIANTS, args)
     best = accuracy_key(finished[0].summary, ("test_accuracy_best", "test_accuracy_at_early_stop"))
-    header = ["mask-0", "round", "trainable %", "non-zero in forward %", "best test acc %", "early-stop acc %"]
+    second = accuracy_key(finished[0].summary, ("test_accuracy_at_early_stop", "test_accuracy_final"))
+    header = ["mask-0", "round", "trainable %", "non-zero in forward %", "best test acc %",
+              "early-stop acc %" if second == "test_accuracy_at_early_stop" else "final test acc %"]
     rows = []
     for f in finished:
         trainable = weights_column(f.summary)
         forward = weights_column(f.summary, FORWARD_DENSITY)
         accuracy = per_round(f.summary, best)
-        early = per_round(f.summary, "test_accuracy_at_early_stop")
+        early = per_round(f.summary, second)
         for r, w in enumerate(trainable):
             fw = forward[r] if r < len(forward) else None
             rows.append([f.variant.label, str(r), f"{100 * w:.1f}" if w is not None else "–",

@@ -48,7 +48,7 @@ async def test_setup_panels_choices_and_preset(preset_home: Path, tmp_path: Path
     app = LthApp(tmp_path / "runs")
     async with app.run_test(size=size) as pilot:
         setup = app.setup_screen
-        await wait_for(pilot, lambda: app.screen is setup)
+        await wait_for(pilot, lambda: app.screen is setup and setup.built, 30)
         for panel in ("data", "model", "training", "pruning", "run"):
             assert setup.query_one(f"#panel-{panel}").border_title
         for key in ("prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy", "prune.rate.conv",
@@ -72,7 +72,7 @@ async def test_setup_panels_choices_and_preset(preset_home: Path, tmp_path: Path
         assert _input(app, "device").value == "cpu"
         assert setup.config is not None and setup.config.train.iterations.count == 60
         start = setup.query_one("#start-button", Button)
-        assert not start.disabled
+        await wait_for(pilot, lambda: not start.disabled, 60)  # the data and model checks import the engine in a worker
         # the Start button is on screen at this size
         assert start.region.bottom <= size[1] and start.region.right <= size[0]
 

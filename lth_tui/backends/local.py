@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine.process import pid_start
+from engine.threads import CAP_ENV
 from lth_tui.backends.runfiles import (end_state, mark_never_started, open_runner_log, runner_command, runner_env,
                                        update_status, wants_gpu)
 
@@ -56,8 +57,9 @@ class LocalBackend:
         self.states: dict[Path, str] = {}
         self.errors: dict[Path, str] = {}  # a local run's failure is all in its run dir
         self.cancelled = False
-        # an even share of the cores per child, unless the user chose a thread count
-        self.threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // jobs))}
+        # at most an even share of the cores per child (engine/threads.py's cap; the child's
+        # "auto" policy may take fewer, and the user's OMP_NUM_THREADS still wins there)
+        self.threads = {CAP_ENV: str(max(1, (os.cpu_count() or 1) // jobs))}
 
     def submit(self, run_dirs: Sequence[Path]) -> None:
         for run_dir in run_dirs:
