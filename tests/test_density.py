@@ -149,7 +149,7 @@ async def test_compare_switches_the_density_axis(runs):
 
     app = LthApp(runs["frozen"].parent)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        await wait_for(pilot, lambda: app.screen is app.setup_screen and app.setup_screen.built, 30)
         screen = CompareScreen([runs["frozen"], runs["nohold"]])
         app.push_screen(screen)
         await wait_for(pilot, lambda: app.screen is screen and len(screen.spec.series) == 1, 20)

@@ -117,7 +117,7 @@ async def test_exports_made_in_the_browser_are_offered_as_downloads(analysis_run
     offered: list[tuple[Path, str]] = []
     app.deliver_binary = lambda path, save_filename=None, **kw: offered.append((Path(path), save_filename))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        await wait_for(pilot, lambda: app.screen is app.setup_screen and app.setup_screen.built, 30)
         target = tmp_path / "out" / "report.md"
         app.export([analysis_runs["imp"]], "md", target)
         await wait_for(pilot, lambda: offered)

@@ -27,7 +27,7 @@ async def test_theme_and_a_remapped_key_apply(preset_home: Path, tmp_path: Path)
     _write(preset_home, 'theme = "gruvbox"\n[keymap]\n"app.runs" = "f6"\n"app.help" = "f1,question_mark"\n')
     app = LthApp(tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        await wait_for(pilot, lambda: app.screen is app.setup_screen and app.setup_screen.built, 30)
         assert app.theme == "gruvbox" and app.current_theme.name == "gruvbox"
         assert not any("settings" in n for n in _notices(app))
         await pilot.press("f4")  # the default key of app.runs no longer switches
@@ -50,13 +50,13 @@ async def test_theme_picked_in_the_app_is_saved(preset_home: Path, tmp_path: Pat
     path = _write(preset_home, '[keymap]\n"app.runs" = "f6"\n')
     app = LthApp(tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        await wait_for(pilot, lambda: app.screen is app.setup_screen and app.setup_screen.built, 30)
         app.theme = "nord"  # what ctrl+p "Change theme" does
         await wait_for(pilot, lambda: tomllib.loads(path.read_text()).get("theme") == "nord")
     assert tomllib.loads(path.read_text()) == {"theme": "nord", "keymap": {"app.runs": "f6"}}
     again = LthApp(tmp_path / "runs")
     async with again.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: again.screen is again.setup_screen)
+        await wait_for(pilot, lambda: again.screen is again.setup_screen and again.setup_screen.built, 30)
         assert again.theme == "nord"
 
 
@@ -87,7 +87,7 @@ async def test_a_bad_file_in_the_app_gives_a_notice_and_the_defaults(preset_home
     path = _write(preset_home, text)
     app = LthApp(tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen is app.setup_screen)
+        await wait_for(pilot, lambda: app.screen is app.setup_screen and app.setup_screen.built, 30)
         notices = [n for n in _notices(app) if str(path) in n]
         assert len(notices) == 1 and "keymap.app.nothing" in notices[0] and notices[0].endswith("using the defaults")
         assert app.theme == "textual-dark"  # Textual's default, not the file's gruvbox
