@@ -67,6 +67,21 @@ def open_new(path: Path, mode: str = "w") -> Any:
     return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
 
 
+def replace_atomically(path: Path, payload: bytes) -> None:
+    """Writes `payload` to a fresh temp file beside `path` (never through a planted link), syncs
+    it and renames it over `path`; the temp file is gone whatever fails. Raises OSError."""
+    tmp = temp_path(path)
+    try:
+        with open_new(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def open_log(path: Path) -> Any:
     """A log file in a run dir opened for appending, never through a planted symlink."""
     try:

@@ -141,30 +141,17 @@ def _write_new_file(path: Path, data: bytes) -> None:
 
     As lth-tui's other exports do, a target that is a symlink or a folder is refused.
     """
-    from engine.store import temp_path
+    from engine.store import replace_atomically
 
     if os.path.islink(path):
         raise TicketError(f"{path} is a symlink; exports never write through links (remove it, or give -o FILE)")
     if path.is_dir():
         raise TicketError(f"{path} is a directory; give a file name such as ticket.safetensors")
-    tmp = temp_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        replace_atomically(path, data)
     except OSError as exc:
         raise TicketError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise TicketError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # -- reading --------------------------------------------------------------------------------

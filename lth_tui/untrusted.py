@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from engine.store import replace_atomically
 
 # Characters that start Markdown or HTML markup a report must not grow from a run dir's text:
 # links and images ([ ]), code (`), HTML (< > &), table cells (|), escapes (\).
@@ -76,22 +77,8 @@ def write_file(target: Path, data: str | bytes) -> Path:
     """Writes `data` to `target` atomically, never through a symlink (see the module doc)."""
     target = check_target(Path(target))
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    # The name matches engine.store's stale-temp pattern, so a killed export is cleaned up.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.randbelow(10 ** 9)}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        replace_atomically(target, payload)
     except OSError as exc:
-        raise UnsafeTarget(f"cannot write in {target.parent}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UnsafeTarget(f"cannot write {target}: {exc.strerror}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
