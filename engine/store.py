@@ -100,17 +100,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     bad = find_non_finite(data)
     if bad is not None:
         raise Diverged(f"{_where(path)} would hold a non-finite number at {bad}: the training diverged; lower train.lr")
-    text = json.dumps(data, indent=1, allow_nan=False, default=_json_default)
-    tmp = temp_path(path)
-    try:
-        with open_new(tmp) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    replace_atomically(path, json.dumps(data, indent=1, allow_nan=False, default=_json_default).encode("utf-8"))
 
 
 def _json_default(obj: Any) -> Any:
