@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["density_record", "nonzero_fractions"]
+__all__ = ["density_record", "mask_fractions", "nonzero_fractions"]
+
+
+def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:
+    """(overall trainable fraction, per-layer fractions, kept, total) of a mask; an expected mask
+    (probabilities) counts its rounded-down sum, as the round records always have."""
+    kept = {name: int(m.sum()) for name, m in masks.items()}
+    total = {name: m.numel() for name, m in masks.items()}
+    all_kept, all_total = sum(kept.values()), sum(total.values())
+    return all_kept / all_total, {n: kept[n] / total[n] for n in masks}, all_kept, all_total
 
 
 def nonzero_fractions(masks: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor] | None

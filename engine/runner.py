@@ -31,7 +31,7 @@ from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_sched
 from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
-from engine.density import density_record
+from engine.density import density_record, mask_fractions
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds, model_options
 from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, lock_held, pid_alive,
@@ -56,13 +56,6 @@ def resolve_device(name: str) -> torch.device:
         if index >= torch.cuda.device_count():
             raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
-
-
-def mask_fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:
-    kept = {name: int(m.sum()) for name, m in masks.items()}
-    total = {name: m.numel() for name, m in masks.items()}
-    all_kept, all_total = sum(kept.values()), sum(total.values())
-    return all_kept / all_total, {n: kept[n] / total[n] for n in masks}, all_kept, all_total
 
 
 # Round figures carried into the curve as mean/std/n when a run records them.

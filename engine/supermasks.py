@@ -66,7 +66,7 @@ from torch import nn
 from torch.func import functional_call
 
 from engine.config import ExperimentConfig, TrainConfig
-from engine.density import density_record
+from engine.density import density_record, mask_fractions
 from engine.feeding import Batches
 from engine.models import build_model, init_std, layer_kinds, model_options
 from engine.recipes import mask_recipe
@@ -341,7 +341,7 @@ class _Trial:
         else:
             save_tensors(rdir / "start.safetensors", self.model.state_dict())
         expected = trainer.masks("expected")
-        remaining, layers, kept, total = _fractions(expected)
+        remaining, layers, kept, total = mask_fractions(expected)
         self.run.emit(writer.event("round_start", trial=self.t, round=r, weights_remaining=remaining, layers=layers,
                                    experiment=config.experiment, **density_record(expected, None, remaining)))
         started = time.perf_counter()
@@ -390,7 +390,7 @@ class _Trial:
         if tensors:
             save_tensors(rdir / "optimizer.safetensors", tensors)
         write_json_atomic(rdir / "optimizer.json", meta)
-        remaining, layers, kept, total = _fractions(expected)
+        remaining, layers, kept, total = mask_fractions(expected)
         last = evals[-1]
         sampled = self._sampled_accuracy("round", r, draws=SAMPLED_EVALS)
         with torch.no_grad():
@@ -409,12 +409,6 @@ class _Trial:
         writer.summary(build_summary(self.run.dir, config, "running"))
         writer.status(rounds_done=_rounds_done(self.run.dir, config))
         self.run.emit(writer.event("round_end", trial=self.t, **record))
-
-
-def _fractions(masks: dict[str, torch.Tensor]) -> tuple[float, dict[str, float], int, int]:
-    kept = {n: int(m.sum()) for n, m in masks.items()}
-    total = {n: m.numel() for n, m in masks.items()}
-    return sum(kept.values()) / sum(total.values()), {n: kept[n] / total[n] for n in masks}, sum(kept.values()), sum(total.values())
 
 
 def run_supermask_trial(run: Any, t: int) -> None:
