@@ -246,7 +246,7 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
     """θk of a trial: init.safetensors for k = 0, rewind.safetensors for the run's own
     rewind point, else replayed: round 0 is retrained from θ0 with its own seed and stopped
     at iteration k (bit-identical to the original on the same device)."""
-    from engine.runner import derive_round_seed
+    from engine.planning import derive_round_seed
 
     trial_dir = Path(run_dir) / f"trial-{trial}"
     if iteration == 0:
@@ -275,7 +275,7 @@ def load_run_data(config: ExperimentConfig, data: Dataset | None = None) -> Data
     analyses that `lth-tui lmc` computes after the fact."""
     from engine.datasets import default_data_dir, load_dataset
     from engine.feeding import place_dataset
-    from engine.runner import resolve_device
+    from engine.device import resolve_device
 
     device = resolve_device(config.device)
     if data is None:
@@ -299,7 +299,7 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     for a bad round, trial or K.
     """
     from engine.models import build_model, model_options
-    from engine.runner import derive_round_seed
+    from engine.planning import derive_round_seed
     from engine.config import resolve_schedule
     from engine.store import read_config
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -39,66 +38,12 @@ from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, h
 from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, open_log, read_config,
                           read_result, read_status, remove_stale_temps, save_tensors, write_json_atomic)
 from engine.threads import apply_run_threads
-from engine.training import (Cancelled, RoundOutcome, TrainJob, derive_seed, generator,
-                             train_round)
+from engine.device import resolve_device, speed_warnings
+from engine.planning import check_stored_rounds, derive_round_seed, round_iterations, rounds_done
+from engine.summary import build_summary
+from engine.training import Cancelled, RoundOutcome, TrainJob, derive_seed, generator, train_round
 
 EventCallback = Callable[[dict[str, Any]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" picks the GPU when there is one; asking for a missing GPU is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError("device", "device", name, "no CUDA GPU is visible here; use auto or cpu")
-        index = int(name.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    return torch.device(name)
-
-
-# Round figures carried into the curve as mean/std/n when a run records them.
-OPTIONAL_FIGURES = ("lmc_barrier", "sampled_mask_accuracy", "expected_mask_accuracy", "test_accuracy_best",
-                    "successive_barrier", "successive_barrier_train", "successive_barrier_unprojected", "successive_l2",
-                    "successive_cosine", "rewind_distance")
-
-
-def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[str, Any]:
-    """summary.json from the per-round result files: the files on disk are the truth."""
-    trials = []
-    for t in range(config.trials):
-        rounds = []
-        for r in range(total_rounds(config)):
-            rdir = Path(run_dir) / f"trial-{t}" / f"round-{r}"
-            if (rdir / "result.json").is_file():
-                rounds.append(read_result(rdir))
-        trials.append({"seed": config.seed + t, "rounds": rounds})
-    by_round: dict[int, list[dict[str, Any]]] = {}
-    for trial in trials:
-        for record in trial["rounds"]:
-            by_round.setdefault(record["round"], []).append(record)
-    curve = []
-    for r, records in sorted(by_round.items()):
-        point = {"round": r, "weights_remaining": statistics.fmean(x["weights_remaining"] for x in records), "n": len(records)}
-        for key in ("weights_trainable", "weights_nonzero"):  # engine/density.py; absent from older runs
-            values = [x[key] for x in records if x.get(key) is not None]
-            if values:
-                point[key] = statistics.fmean(values)
-        # Without a hold-out (data.val_size = 0) the early-stop figures are null, and so are their means.
-        for key, out in (("test_accuracy_at_early_stop", "test_accuracy"), ("test_accuracy_final", "test_accuracy_final"),
-                         ("early_stop_iteration", "early_stop_iteration"), ("supermask_accuracy", "supermask_accuracy")):
-            values = [x[key] for x in records if x.get(key) is not None]
-            point[f"{out}_mean"] = statistics.fmean(values) if values else None
-            point[f"{out}_std"] = (statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
-        for key in OPTIONAL_FIGURES:  # present only in some runs (LMC option, mask training)
-            values = [x[key] for x in records if x.get(key) is not None]
-            if values:
-                point[f"{key}_mean"] = statistics.fmean(values)
-                point[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-                point[f"{key}_n"] = len(values)
-        curve.append(point)
-    return {"run_id": Path(run_dir).name, "state": state, "config": config.to_dict(), "trials": trials, "curve": curve}
 
 
 @dataclass
@@ -235,7 +180,7 @@ class RunSession:
         write_json_atomic(rdir / "result.json", record)
         clear_checkpoint(rdir)
         writer.summary(build_summary(self.dir, config, "running"))
-        writer.status(rounds_done=_rounds_done(self.dir, config))
+        writer.status(rounds_done=rounds_done(self.dir, config))
         self.emit(writer.event("round_end", trial=t, **record))
         trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()},
                       load_tensors_like(rdir / "final.safetensors", pending.start), pending.masks)
@@ -264,51 +209,6 @@ class RunSession:
             outcomes = train_rounds([trial.model for trial, _ in pending], [p.job for _, p in pending])
             for (trial, p), outcome in zip(pending, outcomes):
                 self.finish_round(trial, r, p, outcome)
-
-def speed_warnings(config: ExperimentConfig, device: torch.device) -> list[str]:
-    """Opt-in fast paths that measured slower on this kind of device (benchmarks/README.md, table 7).
-
-    They stay allowed (the run is still correct), but a user who asked for speed should hear
-    that it will cost them instead.
-    """
-    warnings = []
-    if torch.device(device).type == "cpu":
-        if config.train.bf16:
-            warnings.append("train.bf16 on a CPU: bfloat16 autocast measured 4-9x slower than float32 on CPUs "
-                            "without bf16 units (benchmarks/README.md, table 7); set train.bf16 = false unless "
-                            "this CPU has them")
-        if config.train.compile:
-            warnings.append("train.compile on a CPU: torch.compile measured no faster for small models on a CPU "
-                            "and costs seconds of compilation per round (benchmarks/README.md, table 7)")
-    return warnings
-
-
-def _round_iterations(config: ExperimentConfig, schedule: Schedule) -> int:
-    """Iterations one round trains: the schedule, or the longest segment of a mask-training run."""
-    if config.experiment == "imp":
-        return schedule.iterations
-    return -(-schedule.iterations // config.supermask.rounds)
-
-
-def derive_round_seed(seed: int, round_: int) -> int:
-    """The seed of one round's data order and augmentation."""
-    return derive_seed(seed, round_, "train")
-
-
-def _rounds_done(run_dir: Path, config: ExperimentConfig) -> int:
-    return sum(1 for t in range(config.trials) for r in range(total_rounds(config))
-               if (Path(run_dir) / f"trial-{t}" / f"round-{r}" / "result.json").is_file())
-
-
-def check_stored_rounds(run_dir: Path, config: ExperimentConfig) -> None:
-    """Reads back every finished round's result.json, so a damaged one stops a resume before it
-    trains, with a message naming the file and how to recover (StoreError)."""
-    for t in range(config.trials):
-        for r in range(total_rounds(config)):
-            rdir = Path(run_dir) / f"trial-{t}" / f"round-{r}"
-            if (rdir / "result.json").is_file() or (rdir / "result.json").is_symlink():
-                read_result(rdir)
-
 
 class _StopWatch:
     """should_stop for the training loops: the caller's flag, or a stop.request seen in the run dir.
@@ -391,8 +291,8 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
         threads = apply_run_threads(config, data, device, run_dir)  # engine/threads.py; None: OMP_NUM_THREADS
         writer.status(threads=threads or torch.get_num_threads())
         emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
-                          trials=config.trials, rounds=total_rounds(config), iterations=_round_iterations(config, schedule),
-                          eval_every=schedule.eval_every, rounds_done=_rounds_done(run_dir, config),
+                          trials=config.trials, rounds=total_rounds(config), iterations=round_iterations(config, schedule),
+                          eval_every=schedule.eval_every, rounds_done=rounds_done(run_dir, config),
                           experiment=config.experiment, parallel_trials=together,
                           threads=torch.get_num_threads()))
         for message in speed_warnings(config, device):

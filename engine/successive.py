@@ -205,7 +205,8 @@ def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Datas
     """
     from engine.lmc import load_run_data
     from engine.models import build_model, model_options
-    from engine.runner import build_summary, total_rounds
+    from engine.config import total_rounds
+    from engine.summary import build_summary
     from engine.store import read_config
 
     run_dir = Path(run_dir)

@@ -379,7 +379,8 @@ class _Trial:
         self._finish_round(r, rdir, evals, seconds_before + time.perf_counter() - started)
 
     def _finish_round(self, r: int, rdir: Path, evals: list[dict[str, Any]], seconds: float) -> None:
-        from engine.runner import _rounds_done, build_summary
+        from engine.planning import rounds_done
+        from engine.summary import build_summary
 
         config, writer = self.config, self.writer
         expected = self.trainer.masks("expected")
@@ -407,7 +408,7 @@ class _Trial:
         write_json_atomic(rdir / "result.json", record)
         clear_checkpoint(rdir)
         writer.summary(build_summary(self.run.dir, config, "running"))
-        writer.status(rounds_done=_rounds_done(self.run.dir, config))
+        writer.status(rounds_done=rounds_done(self.run.dir, config))
         self.run.emit(writer.event("round_end", trial=self.t, **record))
 
 

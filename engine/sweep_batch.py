@@ -35,7 +35,9 @@ from engine.config import ExperimentConfig, resolve_schedule, total_rounds
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.feeding import place_dataset
 from engine.process import Heartbeat, RunLock, clear_stop_request, heartbeat_fields, pid_start
-from engine.runner import RunSession, build_summary, resolve_device
+from engine.device import resolve_device
+from engine.runner import RunSession
+from engine.summary import build_summary
 from engine.store import RunWriter, read_config
 from engine.threads import apply_run_threads
 from engine.training import Cancelled
