@@ -9,7 +9,8 @@ waits for the slowest thread and a run becomes 2-25x slower (benchmarks/README.m
   want   the threads the model's work is worth: one per `FLOPS_PER_THREAD` of training work
          per step (6 x multiply-accumulates of one example x batch size), at least one;
   free   the cores nobody is using right now: the cores this process may run on, less the
-         busy ones measured from /proc/stat over `SAMPLE_SECONDS`, less the threads that live
+         cores other processes kept busy (/proc/stat since the runner started, less this
+         process's own CPU time; at least `SAMPLE_SECONDS`), less the threads that live
          runs of this run store on this host recorded in their status.json (a live run may be
          between rounds when sampled), at least one;
   cap    a parent's share (`LTH_TUI_THREADS_CAP`, set by a sweep running `--jobs N` at once).
@@ -58,16 +59,33 @@ def _cpu_times() -> tuple[int, int] | None:
     return sum(values[:8]) - idle, sum(values[:8])
 
 
+def _sample() -> tuple[tuple[int, int] | None, float, float]:
+    """(/proc/stat jiffies, this process's CPU seconds, wall seconds) at one instant."""
+    own = os.times()
+    return _cpu_times(), own.user + own.system, time.monotonic()
+
+
+# Taken when the runner imports this module, so the busy share is measured over the seconds the
+# runner spends loading data and building the model, instead of a sleep added to every run start.
+_BASELINE = _sample()
+
+
 def busy_cores(seconds: float = SAMPLE_SECONDS) -> float:
-    """How many of the machine's cores were busy over the last `seconds` (0 where unknown)."""
-    before = _cpu_times()
-    if before is None:
+    """How many cores other processes kept busy lately (0 where unknown).
+
+    The window runs from this module's import to now, or over a fresh `seconds` when that is
+    shorter; this process's own CPU time in the window is not counted (it is loading the run)."""
+    before = _BASELINE
+    if before[0] is None or time.monotonic() - before[2] < seconds:
+        before = _sample()
+        time.sleep(seconds)
+    after = _sample()
+    if before[0] is None or after[0] is None or after[0][1] <= before[0][1] or after[2] <= before[2]:
         return 0.0
-    time.sleep(seconds)
-    after = _cpu_times()
-    if after is None or after[1] <= before[1]:
-        return 0.0
-    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    machine = (after[0][0] - before[0][0]) / (after[0][1] - before[0][1]) * cores
+    own = (after[1] - before[1]) / (after[2] - before[2])
+    return max(0.0, machine - own)
 
 
 def live_run_threads(runs_dir: Path, exclude: Path | None = None) -> int:

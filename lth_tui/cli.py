@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import ConfigError, load_config
     from engine.datasets import DatasetError
     from engine.models import ModelError
-    from engine.runner import resolve_device
+    from engine.device import resolve_device
     from engine.store import create_run
 
     from lth_tui.presets import find_preset
@@ -268,7 +268,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     from engine.config import ConfigError
     from engine.datasets import DatasetError
     from engine.models import ModelError
-    from engine.runner import resolve_device
+    from engine.device import resolve_device
     from engine.store import create_run
 
     from lth_tui.presets import find_preset
@@ -389,7 +389,7 @@ def _resolve(args: argparse.Namespace) -> Path | None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.process import liveness, lock_held
-    from engine.runner import check_stored_rounds
+    from engine.planning import check_stored_rounds
     from engine.store import StoreError, read_config, read_status
 
     run_dir = _resolve(args)

@@ -17,7 +17,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def _wanted(config: Any) -> bool:
-    from engine.runner import resolve_device
+    from engine.device import resolve_device
 
     if config.parallel_trials is True:
         return True

@@ -33,6 +33,18 @@ def test_auto_takes_the_work_the_free_cores_and_the_cap() -> None:
     assert threads.choose_threads(3, work=small, cores=8, busy=8.0) == 3  # a number is taken as it is
 
 
+def test_busy_cores_leave_out_this_process_and_need_no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the window since import: 2 cores, 1.5 of them busy, 1.0 of that this process (loading
+    the run) -> 0.5 busy elsewhere; a window that long is not slept again."""
+    samples = iter([((250, 1200), 11.0, 101.0)])
+    monkeypatch.setattr(threads, "_BASELINE", ((100, 1000), 10.0, 100.0))
+    monkeypatch.setattr(threads, "_sample", lambda: next(samples))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 101.0)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: pytest.fail("slept although the window was long enough"))
+    assert threads.busy_cores() == pytest.approx(0.5)
+
+
 def test_flops_per_step_counts_linear_and_conv_layers() -> None:
     """Against the layers' sizes by hand: 6 x multiply-accumulates of one example x batch."""
     g = torch.Generator().manual_seed(0)
