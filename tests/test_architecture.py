@@ -19,9 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("engine", "lth_tui")
 
 # Modules on the read-only paths (`runs`, `export` md/json/csv, `presets`, `--help`; see
-# tests/test_readonly_commands.py): nothing they import, at module level, may import torch.
-TORCH_FREE = ("engine.catalog", "engine.schema", "engine.layout", "engine.records", "engine.store", "engine.config",
-              "engine.steps", "engine.process", "engine.experiments")
+# tests/test_readonly_commands.py) and the app's launch path: nothing they import at module
+# level may import torch (or the UI stack). Their function-level imports are the lazy ones.
+TORCH_FREE = ("engine.catalog", "engine.config", "engine.experiments", "engine.layout", "engine.launch",
+              "engine.overlap", "engine.process", "engine.recipes", "engine.records", "engine.schema", "engine.steps",
+              "engine.store", "engine.summary", "lth_tui.cli", "lth_tui.export", "lth_tui.export_runs",
+              "lth_tui.presets")
 HEAVY = ("torch", "textual", "plotext")
 
 # Left in files other parts of issue 11 are rewriting now (the one training loop; screens that
