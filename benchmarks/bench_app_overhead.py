@@ -1,12 +1,12 @@
 """Benchmark 5: what running under the app costs, against the same run headless in-process.
 
 The app creates a run dir (engine.store.create_run), starts `python -m engine.runner RUN_DIR`
-as a detached child (engine.runner.spawn) and follows events.jsonl with
+as a detached child (engine.launch.spawn) and follows events.jsonl with
 engine.store.read_events every 0.2 s (lth_tui/follower.py). Contenders, run in turn:
 
   headless     a fresh Python process calling engine.runner.execute(run_dir) in-process (what
                `lth-tui run` does): the baseline
-  spawned      engine.runner.spawn(run_dir) (the app's launch path), waited for
+  spawned      engine.launch.spawn(run_dir) (the app's launch path), waited for
   spawned+tail the same with a follower thread here reading events.jsonl every 0.2 s
   warm         execute(run_dir) inside this already warm process (no start-up at all; shown
                for scale, not judged)
@@ -35,7 +35,8 @@ from pathlib import Path
 import harness  # noqa: F401  (puts the repo root on sys.path)
 
 from engine.config import from_dict
-from engine.runner import execute, spawn
+from engine.launch import spawn
+from engine.runner import execute
 from engine.store import create_run, read_events, read_status
 
 TARGET = 1.05

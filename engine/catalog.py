@@ -7,7 +7,8 @@ engine.actions) import torch, which costs seconds on a busy machine; this module
 torch-free index. tests/test_catalog.py holds it equal to the registries, so a name added to
 a registry and forgotten here fails the tests instead of being refused by validation. The one
 rule validation needs from a registry (`openlth_problem`, which settings the OpenLTH count
-accepts) lives here too, for the same reason; engine.criteria uses it from here.
+accepts) lives here too, for the same reason; engine.criteria uses it from here. The
+experiment kinds need no entry: their registry (engine/experiments.py) is torch-free itself.
 """
 
 from __future__ import annotations

@@ -27,9 +27,6 @@ STRATEGIES = ("iterative", "oneshot")
 LAYER_KINDS = ("conv", "fc", "output")
 # train.lr_scaling: "linear" trains at lr * batch_size / lr_reference_batch (Goyal et al. 2017's rule).
 LR_SCALINGS = ("none", "linear")
-# What a run does: iterative magnitude pruning, or training a mask over frozen weights
-# (Zhou et al.'s learned supermask, Ramanujan et al.'s edge-popup); see engine/supermasks.py.
-EXPERIMENTS = ("imp", "supermask", "edge-popup")
 SUPERMASK_WEIGHTS = ("init", "signed_constant")
 SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
@@ -229,12 +226,10 @@ class ExperimentConfig:
 
 
 def total_rounds(config: ExperimentConfig) -> int:
-    """Rounds trained per trial: round 0 (dense) plus one per pruning step, or one for oneshot."""
-    if config.experiment != "imp":  # mask training: segments of one training (engine/supermasks.py)
-        return config.supermask.rounds
-    if config.prune.rounds == 0:
-        return 1
-    return 2 if config.prune.strategy == "oneshot" else config.prune.rounds + 1
+    """Rounds trained per trial, as the run's experiment kind counts them (engine/experiments.py)."""
+    from engine.experiments import total_rounds as rounds_of
+
+    return rounds_of(config)
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig,
@@ -257,6 +252,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     """Allowed names per key, from the registries' torch-free index (engine/catalog.py)."""
     from engine.catalog import (BIAS_INITS, BN_INITS, COUNTS, CRITERIA, DATASETS, INIT_SCHEMES, MASK0_ACTIONS,
                                 MASK1_ACTIONS, MODELS, SCOPES)
+    from engine.experiments import EXPERIMENTS
 
     return {
         "data.name": tuple(DATASETS),
@@ -276,7 +272,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "prune.criterion": tuple(CRITERIA),
         "prune.mask1": tuple(MASK1_ACTIONS),
         "prune.mask0": tuple(MASK0_ACTIONS),
-        "experiment": EXPERIMENTS,
+        "experiment": tuple(EXPERIMENTS),
         "supermask.weights": SUPERMASK_WEIGHTS,
         "supermask.score_init": SCORE_INITS,
     }
@@ -529,12 +525,14 @@ def _validate_speed(config: ExperimentConfig, source: str) -> None:
 
 def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
     """The [supermask] and [analysis] sections."""
+    from engine.experiments import experiment_of
+
     sm, analysis = config.supermask, config.analysis
     if not 0 < sm.k <= 1:
         raise ConfigError(source, "supermask.k", sm.k, "the fraction of each layer kept: 0 < k <= 1")
     if sm.rounds < 1:
         raise ConfigError(source, "supermask.rounds", sm.rounds, "must be at least 1")
-    if config.experiment != "imp" and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
+    if experiment_of(config).mask_training and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
         raise ConfigError(source, "supermask.rounds", sm.rounds,
                           f"at most train.iterations ({config.train.iterations.count}): every round needs an iteration")
     for key in ("lr", "momentum", "weight_decay"):
@@ -550,7 +548,7 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(source, "analysis.lmc_stable_threshold", analysis.lmc_stable_threshold,
                           "an error rise between 0 and 1 (0.02 = 2 percentage points)")
     for key in ("lmc", "successive"):
-        if getattr(analysis, key) and config.experiment != "imp":
+        if getattr(analysis, key) and key not in experiment_of(config).analyses:
             raise ConfigError(source, f"analysis.{key}", True,
                               f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
 

@@ -301,11 +301,12 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     from engine.models import build_model, model_options
     from engine.planning import derive_round_seed
     from engine.config import resolve_schedule
+    from engine.experiments import experiment_of
     from engine.store import read_config
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    if config.experiment != "imp":
+    if "lmc" not in experiment_of(config).analyses:
         raise ConfigError(str(run_dir), "experiment", config.experiment, "LMC is measured on IMP runs")
     if not 0 <= trial < config.trials:
         raise ConfigError(str(run_dir), "--trial", trial, f"the run has trials 0..{config.trials - 1}")

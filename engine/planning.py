@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import ExperimentConfig, Schedule, total_rounds
+from engine.config import ExperimentConfig, Schedule
+from engine.experiments import experiment_of, total_rounds
 from engine.layout import RunLayout
 from engine.store import read_result
 from engine.training import derive_seed
@@ -17,9 +18,7 @@ from engine.training import derive_seed
 
 def round_iterations(config: ExperimentConfig, schedule: Schedule) -> int:
     """Iterations one round trains: the schedule, or the longest segment of a mask-training run."""
-    if config.experiment == "imp":
-        return schedule.iterations
-    return -(-schedule.iterations // config.supermask.rounds)
+    return experiment_of(config).round_iterations(config, schedule)
 
 
 def derive_round_seed(seed: int, round_: int) -> int:

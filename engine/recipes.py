@@ -19,6 +19,7 @@ import dataclasses
 from typing import Any
 
 from engine.config import ExperimentConfig, TrainConfig
+from engine.experiments import experiment_of
 
 __all__ = ["MASK_RECIPES", "RECIPE_KEYS", "mask_recipe", "recipe_text"]
 
@@ -42,7 +43,7 @@ def mask_recipe(config: ExperimentConfig) -> TrainConfig:
 
 def recipe_text(config: ExperimentConfig) -> str:
     """One line naming the optimizer recipe a run with this config trains with, and where it comes from."""
-    if config.experiment == "imp":
+    if not experiment_of(config).mask_training:
         t = config.train
         head = f"IMP recipe ([train]): {t.optimizer} lr {t.lr:g}"
     else:

@@ -6,16 +6,18 @@ from disk, every other round is recomputed from the stored weights with generato
 So a run killed with `kill -9` and resumed ends with the same masks and accuracies as one
 that never stopped.
 
-`python -m engine.runner RUN_DIR` is the child process the app launches; SIGTERM there
-cancels cleanly (checkpoint, status "cancelled") so the run stays resumable.
+`python -m engine.runner RUN_DIR` is the child process the app launches (engine/launch.py's
+`spawn`); SIGTERM there cancels cleanly (checkpoint, status "cancelled") so the run stays
+resumable. What differs per experiment kind (rounds, how a trial trains, batched trials) is
+engine/experiments.py's; the runner dispatches through it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -26,22 +28,23 @@ from typing import Any, Callable
 import torch
 
 from engine.actions import round_start
-from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule, total_rounds
+from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
 from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
+from engine.experiments import experiment_of, total_rounds
 from engine.density import density_record, mask_fractions
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds, model_options
-from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, lock_held, pid_alive,
-                            pid_start, stop_requested)
-from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, open_log, read_config,
-                          read_result, read_status, remove_stale_temps, save_tensors, write_json_atomic)
+from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, pid_start,
+                            stop_requested)
+from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, read_config,
+                          read_status, remove_stale_temps, save_tensors, write_json_atomic)
 from engine.threads import apply_run_threads
 from engine.device import resolve_device, speed_warnings
 from engine.planning import check_stored_rounds, derive_round_seed, round_iterations, rounds_done
 from engine.summary import build_summary
-from engine.training import Cancelled, RoundOutcome, TrainJob, derive_seed, generator, train_round
+from engine.training import Cancelled, RoundOutcome, TrainJob, generator, train_round
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -287,7 +290,8 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
                                 download=config.data.download, augment=config.data.augment)
         data = place_dataset(data, device)  # on the device, or a too-big training split pinned on the host
         schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
-        together = parallel_trials_active(config, device)
+        kind = experiment_of(config)
+        together = kind.parallel_trials and parallel_trials_active(config, device)
         threads = apply_run_threads(config, data, device, run_dir)  # engine/threads.py; None: OMP_NUM_THREADS
         writer.status(threads=threads or torch.get_num_threads())
         emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
@@ -298,15 +302,11 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
         for message in speed_warnings(config, device):
             emit(writer.event("warning", message=message))
         run = RunSession(run_dir, config, data, schedule, writer, emit, stop, checkpoint_seconds)
-        if together:  # round-major, all trials as one batched model (engine/batched.py)
-            run.trials_together(list(range(config.trials)))
+        if together and kind.trials_together:  # round-major, all trials as one batched model (engine/batched.py)
+            entry_point(kind.trials_together)(run, list(range(config.trials)))
+        run_trial = entry_point(kind.trial)
         for t in range(0 if together else config.trials):
-            if config.experiment == "imp":
-                run.trial(t)
-            else:
-                from engine.supermasks import run_supermask_trial
-
-                run_supermask_trial(run, t)
+            run_trial(run, t)
         state, error = "done", None
     except Cancelled as exc:
         state, error = "cancelled", None
@@ -331,32 +331,17 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
     return state
 
 
-def spawn(run_dir: Path | str) -> subprocess.Popen:
-    """Starts the runner as a detached child: it outlives the app and a dropped SSH link."""
-    run_dir = Path(run_dir)
-    holder = lock_held(run_dir)
-    if holder:
-        raise RunLocked(f"{run_dir.name} is already being run by {holder}; stop it first or wait for it")
-    # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-    log = open_log(run_dir / "runner.log")
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)
-    finally:
-        log.close()
-    # The child records its pid only after importing torch; writing it now means no reader
-    # takes the run for an interrupted one (and resumes it twice) in the meantime.
-    writer = RunWriter(run_dir)
-    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None, runner_start=pid_start(proc.pid))
-    writer.close()
-    return proc
-
-
+def entry_point(name: str) -> Callable[..., None]:
+    """The function an experiment kind names ("module:attribute.path"), imported now: only a run needs it."""
+    module, _, path = name.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in path.split("."):
+        target = getattr(target, part)
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The child's entry point: runs RUN_DIR until done, failed or cancelled (SIGTERM)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m engine.runner RUN_DIR", file=sys.stderr)
@@ -377,4 +362,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As engine.runner, not __main__: the experiment registry names engine.runner's RunSession,
+    # and one copy of the module keeps its classes one.
+    sys.exit(importlib.import_module("engine.runner").main())

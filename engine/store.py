@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
+from engine.experiments import experiment_of
 from engine.process import liveness, pid_alive, shown_state
 from engine.schema import SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite, lmc_ok
 
@@ -487,8 +488,9 @@ def run_info(run_dir: Path) -> RunInfo:
     info.preset = str(status.get("preset") or config.name)
     info.backend, info.node = str(status.get("backend") or ""), str(status.get("node") or status.get("host") or "")
     # Mask-training runs have no pruning criterion: show what they are instead.
-    info.criterion = config.prune.criterion if config.experiment == "imp" else config.experiment
-    if config.experiment == "imp":
+    kind = experiment_of(config)
+    info.criterion = config.experiment if kind.mask_training else config.prune.criterion
+    if not kind.mask_training:
         info.mask1, info.mask0 = config.prune.mask1, config.prune.mask0
     info.config = config.to_dict()
     info.group = str(status.get("group") or "")

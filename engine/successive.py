@@ -205,13 +205,13 @@ def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Datas
     """
     from engine.lmc import load_run_data
     from engine.models import build_model, model_options
-    from engine.config import total_rounds
+    from engine.experiments import experiment_of, total_rounds
     from engine.summary import build_summary
     from engine.store import read_config
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    if config.experiment != "imp":
+    if "successive" not in experiment_of(config).analyses:
         raise ConfigError(str(run_dir), "experiment", config.experiment, "successive-round connectivity is measured on IMP runs")
     if trial is not None and not 0 <= trial < config.trials:
         raise ConfigError(str(run_dir), "--trial", trial, f"the run has trials 0..{config.trials - 1}")

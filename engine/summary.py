@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.config import ExperimentConfig, total_rounds
+from engine.config import ExperimentConfig
+from engine.experiments import total_rounds
 from engine.layout import RunLayout
 from engine.records import curve_points
 from engine.store import read_result

@@ -31,11 +31,12 @@ from typing import Any, Callable
 import torch
 
 from engine.batched import SMALL_MODELS, train_rounds
-from engine.config import ExperimentConfig, resolve_schedule, total_rounds
+from engine.config import ExperimentConfig, resolve_schedule
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.feeding import place_dataset
 from engine.process import Heartbeat, RunLock, clear_stop_request, heartbeat_fields, pid_start
 from engine.device import resolve_device
+from engine.experiments import experiment_of, total_rounds
 from engine.runner import RunSession
 from engine.summary import build_summary
 from engine.store import RunWriter, read_config
@@ -49,7 +50,7 @@ RunEventCallback = Callable[[Path, dict[str, Any]], None]
 
 def batchable(config: ExperimentConfig) -> bool:
     """Whether a run can train in a batch at all (what `engine.batched` supports)."""
-    return (config.experiment == "imp" and config.parallel_trials is not False and config.model.name in SMALL_MODELS
+    return (experiment_of(config).parallel_trials and config.parallel_trials is not False and config.model.name in SMALL_MODELS
             and not config.train.compile and not config.train.channels_last and not config.analysis.lmc)
 
 

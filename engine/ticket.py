@@ -30,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 from torch import nn
 
+from engine.experiments import experiment_of
 from engine.models import INIT_SCHEMES, MODELS, ModelError, build_model, layer_kinds
 
 FORMAT, VERSION = "lth-tui-ticket", "1"
@@ -78,8 +79,8 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
     if weights not in WEIGHTS:
         raise TicketError(f"--weights {weights!r} is not allowed; choose one of: {', '.join(WEIGHTS)}")
     config = read_config(run_dir)
-    experiment = getattr(config, "experiment", "imp")
-    if weights == "init" and experiment != "imp":
+    experiment = config.experiment
+    if weights == "init" and experiment_of(config).mask_training:
         raise TicketError(f"a {experiment} run trains masks over frozen weights and has no rewind point; "
                           "export --weights final (its effective weights w·m·scale)")
     if trial < 0 or trial >= config.trials:

@@ -270,7 +270,7 @@ class LthApp(App[int]):
         runs_dir = self.runs_dir
 
         def launch() -> tuple[Path, Any]:
-            from engine.runner import spawn
+            from engine.launch import spawn
             from engine.store import create_run
 
             from lth_tui.setup_checks import data_problem
@@ -313,7 +313,7 @@ class LthApp(App[int]):
 
     def resume_run(self, run_dir: Path) -> None:
         def resume() -> tuple[Path, Any]:
-            from engine.runner import spawn
+            from engine.launch import spawn
             from engine.store import read_config, read_status
 
             from lth_tui.follower import runner_alive
@@ -339,7 +339,7 @@ class LthApp(App[int]):
         runs_dir = self.runs_dir
 
         def launch() -> tuple[Path, Any]:
-            from engine.runner import spawn
+            from engine.launch import spawn
             from engine.store import create_run, read_config, read_status
 
             config = read_config(run_dir)

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.experiments import experiment_of
 from engine.store import StoreError, iter_round_dirs, read_config, read_events, read_json, read_summary
 from lth_tui.export import ExportError
 
@@ -125,7 +126,7 @@ def _write_run(run_dir: Path, target: Path, swept: dict[str, Any] | None) -> Non
 
     summary = read_summary(run_dir)
     config_text = (run_dir / "config.toml").read_text(encoding="utf-8", errors="replace")[:100_000]
-    mask_training = getattr(read_config(run_dir), "experiment", "imp") != "imp"
+    mask_training = experiment_of(read_config(run_dir)).mask_training
     for (t, r), evals in sorted(_round_evals(run_dir).items()):
         with SummaryWriter(str(target / f"trial-{t}" / f"round-{r}"), flush_secs=3600) as writer:
             for point in evals:

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Select
 
 from engine.config import from_dict
 from engine.process import request_stop
-from engine.runner import spawn
+from engine.launch import spawn
 from engine.store import create_run, pid_alive, read_status
 from lth_tui.app import LthApp
 from lth_tui.components.heatmap import MaskHeatmap
