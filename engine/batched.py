@@ -7,7 +7,8 @@ batched model and is a drop-in for N calls of `engine.training.train_round`: eve
 keeps its own nn.Module (its parameters are the optimizer's leaves), its own mask and frozen
 values (`MaskedParams`), its own data order and augmentation stream (keyed by its seed, as in
 the single-trial loop), its own optimizer state, evaluations, events and checkpoint files.
-Only the arithmetic is shared:
+They train through engine/training.py's one loop (`run_loop`, one task for the group);
+only the arithmetic is shared:
 
 * ``loop``  the trials' forwards one after another in one step, one backward, one fused
             optimizer step over all trials' tensors. The per-trial arithmetic is exactly the
@@ -31,19 +32,38 @@ other way round. Trials whose checkpoints stand at different steps are trained i
 from __future__ import annotations
 
 import copy
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.callbacks import Progress, standard_callbacks
+from engine.checkpoints import (
+    MISFIT_ERRORS,
+    misfit,
+    read_round_checkpoint,
+    write_round_checkpoint,
+)
 from engine.config import ExperimentConfig, TrainConfig
 from engine.feeding import Batches
 from engine.models import MLP
+from engine.optim import build_optimizer, match_layout
 from engine.store import checkpoint_meta
-from engine.training import (Cancelled, MaskedParams, RoundOutcome, TrainJob, _load_checkpoint,
-                             _save_checkpoint, evaluate, evaluate_split, generator, lr_factor, match_layout, optimizer_for)
+from engine.training import (
+    MaskedParams,
+    MaskedStep,
+    RoundOutcome,
+    TrainJob,
+    eval_lr,
+    evaluate,
+    evaluate_split,
+    generator,
+    model_tensors,
+    run_loop,
+    state_copy,
+)
 
 __all__ = ["SMALL_MODELS", "STRATEGIES", "default_strategy", "parallel_trials_active", "train_rounds"]
 
@@ -123,7 +143,7 @@ class _TrialOptimizer:
         return {"state": state, "param_groups": [{**group, "params": list(range(len(self.params)))}]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        own = optimizer_for(self.params, self.config)  # torch's own loading rules (devices, step tensors)
+        own = build_optimizer(self.params, self.config)  # torch's own loading rules (devices, step tensors)
         own.load_state_dict(state_dict)
         match_layout(own)
         for p in self.params:
@@ -131,124 +151,107 @@ class _TrialOptimizer:
                 self.shared.state[p] = own.state[p]
 
 
-def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -> list[RoundOutcome]:
-    first = jobs[0]
-    data, config, schedule = first.data, first.config, first.schedule
-    device = data.test_x.device
-    n = len(models)
-    for model in models:
-        model.to(device).train()
-    params = [list(model.parameters()) for model in models]
-    optimizer = optimizer_for([p for ps in params for p in ps], config)
-    views = [_TrialOptimizer(optimizer, ps, config) for ps in params]
-    maskeds = [MaskedParams.build(model, job.masks, job.frozen) for model, job in zip(models, jobs)]
-    for masked in maskeds:
-        masked.hold()
-    grad_weights = [w for masked in maskeds for w in masked.weights]
-    grad_masks = [m for masked in maskeds for m in masked.masks]
-    trainable = [p for ps in params for p in ps if p.requires_grad]
-    aug_gens = [generator(job.seed, "augment") for job in jobs]
-    n_train = len(data.train_x)
+class _GroupTask:
+    """The trials of one group as one task of the training loop: per-trial masks, data order,
+    augmentation, evaluations and checkpoint files; one forward, backward and optimizer step."""
 
-    def order_of(seed: int) -> Callable[[int], torch.Tensor]:
-        return lambda epoch: torch.randperm(n_train, generator=generator(seed, "order", epoch))
+    def __init__(self, models: list[nn.Module], jobs: list[TrainJob], strategy: str):
+        first = jobs[0]
+        data, config = first.data, first.config
+        self.models, self.jobs, self.data, self.config, self.schedule = models, jobs, data, config, first.schedule
+        self.device = device = data.test_x.device
+        for model in models:
+            model.to(device).train()
+        params = [list(model.parameters()) for model in models]
+        self.optimizer = build_optimizer([p for ps in params for p in ps], config)
+        self.views = [_TrialOptimizer(self.optimizer, ps, config) for ps in params]
+        self.maskeds = [MaskedParams.build(model, job.masks, job.frozen) for model, job in zip(models, jobs)]
+        for masked in self.maskeds:
+            masked.hold()
+        self.aug_gens = [generator(job.seed, "augment") for job in jobs]
+        n_train = len(data.train_x)
 
-    batches = [Batches(data, order_of(job.seed), config.batch_size, schedule.iterations_per_epoch, device) for job in jobs]
+        def order_of(seed: int) -> Callable[[int], torch.Tensor]:
+            return lambda epoch: torch.randperm(n_train, generator=generator(seed, "order", epoch))
 
-    evals: list[list[dict[str, Any]]] = [[] for _ in jobs]
-    loss_sums = torch.zeros(n, device=device)
-    loss_count = 0
-    step = first.start_step
-    seconds_before = 0.0
-    for t, job in enumerate(jobs):
-        resumed = _load_checkpoint(job, models[t], views[t], aug_gens[t], device)
-        if resumed:
-            step, evals[t], loss_sum, loss_count, seconds_before = resumed
-            loss_sums[t] = loss_sum
-    forward = _Forward(strategy, models, config, device)
-    started = time.perf_counter()
-    last_checkpoint = started
+        self.batches = [Batches(data, order_of(job.seed), config.batch_size, self.schedule.iterations_per_epoch, device)
+                        for job in jobs]
+        self.forward = _Forward(strategy, models, config, device)
+        self.step = MaskedStep(self.forward, self.optimizer, [p for ps in params for p in ps if p.requires_grad],
+                               config.weight_decay, [w for m in self.maskeds for w in m.weights],
+                               [k for m in self.maskeds for k in m.masks])
 
-    def sync() -> None:
-        forward.sync_buffers()
-        for masked in maskeds:
+    def resume(self) -> Progress:
+        progress = Progress(step=self.jobs[0].start_step, evals=[[] for _ in self.jobs],
+                            loss_sum=torch.zeros(len(self.jobs), device=self.device))
+        for t, job in enumerate(self.jobs):
+            checkpoint = read_round_checkpoint(job.checkpoint_dir)
+            if checkpoint is None:
+                continue
+            try:
+                self.models[t].load_state_dict(checkpoint.prefixed("model."))
+                self.views[t].load_state_dict(checkpoint.optimizer_state())
+                checkpoint.restore_generators({"aug_state": self.aug_gens[t]})
+                own = checkpoint.progress(self.device)
+            except MISFIT_ERRORS as exc:
+                raise misfit(checkpoint.directory, exc) from None
+            progress.step, progress.evals[t], progress.loss_count = own.step, own.evals, own.loss_count
+            progress.seconds_before = own.seconds_before
+            progress.loss_sum[t] = own.loss_sum
+        return progress
+
+    def sync(self) -> None:
+        self.forward.sync_buffers()
+        for masked in self.maskeds:
             masked.hold()
 
-    def record_eval(at: int) -> None:
-        nonlocal loss_sums, loss_count
-        sync()
-        train_losses = [v / loss_count for v in loss_sums.tolist()] if loss_count else [None] * n
-        for t, (model, job) in enumerate(zip(models, jobs)):
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = _batch(self.batches, self.data, step)
+        if self.data.augment is not None:
+            xs = torch.stack([self.data.augment(x, g) for x, g in zip(xs, self.aug_gens)])
+        return xs, ys
+
+    def evaluate(self, progress: Progress, at: int) -> None:
+        data = self.data
+        self.sync()
+        train_losses = progress.train_loss()
+        for t, (model, job) in enumerate(zip(self.models, self.jobs)):
             val_loss, val_acc = evaluate_split(model, data.val_x, data.val_y)
             test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
             point = {"iteration": at, "train_loss": train_losses[t], "val_loss": val_loss, "val_accuracy": val_acc,
-                     "test_loss": test_loss, "test_accuracy": test_acc,
-                     "lr": config.lr * lr_factor(max(0, at - 1), config, schedule)}
-            evals[t].append(point)
+                     "test_loss": test_loss, "test_accuracy": test_acc, "lr": eval_lr(self.config, self.schedule, at)}
+            progress.evals[t].append(point)
             if job.on_eval:
                 job.on_eval(point)
-        loss_sums = torch.zeros(n, device=device)
-        loss_count = 0
 
-    def checkpoint(at: int, seconds: float) -> None:
-        sync()
-        for t, job in enumerate(jobs):
+    def save_checkpoint(self, progress: Progress) -> None:
+        self.sync()
+        for t, job in enumerate(self.jobs):
             if job.checkpoint_dir is not None:
-                _save_checkpoint(job, models[t], views[t], at, evals[t], loss_sums[t], loss_count, aug_gens[t], seconds)
+                write_round_checkpoint(job.checkpoint_dir, model_tensors(self.models[t]), self.views[t].state_dict(),
+                                       {"aug_state": self.aug_gens[t]}, progress, progress.loss_sum[t], progress.evals[t])
 
-    def capture() -> None:
-        sync()
-        for model, job in zip(models, jobs):
+    def capture(self) -> None:
+        self.sync()
+        for model, job in zip(self.models, self.jobs):
             if job.on_capture:
-                job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
+                job.on_capture(state_copy(model))
 
-    if not evals[0]:
-        record_eval(step)
-    if first.capture_at == 0 and step == 0:
-        capture()
 
-    lr_now = None
-    while step < schedule.iterations:
-        if first.should_stop and first.should_stop():
-            checkpoint(step, seconds_before + time.perf_counter() - started)
-            raise Cancelled(f"stopped at iteration {step}")
-        xs, ys = _batch(batches, data, step)
-        if data.augment is not None:
-            xs = torch.stack([data.augment(x, g) for x, g in zip(xs, aug_gens)])
-        lr = config.lr * lr_factor(step, config, schedule)
-        if lr != lr_now:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            lr_now = lr
-        losses = forward(xs, ys)
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        if config.weight_decay:
-            with_grad = [p for p in trainable if p.grad is not None]
-            torch._foreach_add_([p.grad for p in with_grad], with_grad, alpha=config.weight_decay)
-        if grad_weights:
-            torch._foreach_mul_([w.grad for w in grad_weights], grad_masks)
-        optimizer.step()
-        loss_sums += losses.detach()
-        loss_count += 1
-        step += 1
-        if first.capture_at == step:
-            capture()
-        if step % schedule.eval_every == 0 or step == schedule.iterations:
-            record_eval(step)
-            now = time.perf_counter()
-            if step < schedule.iterations and now - last_checkpoint >= first.checkpoint_seconds:
-                checkpoint(step, seconds_before + now - started)
-                last_checkpoint = now
-    sync()
-    seconds = seconds_before + time.perf_counter() - started
-    outcomes = []
-    for trial_evals in evals:
-        # The trials shared the wall time: each is charged its share, so sums over trials
-        # stay true, and the batched round's own time is kept beside it.
-        outcomes.append(RoundOutcome.from_evals(trial_evals, seconds / len(evals),
-                                                {"batched_seconds": seconds, "batched_trials": len(evals)}))
-    return outcomes
+def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -> list[RoundOutcome]:
+    first = jobs[0]
+    task = _GroupTask(models, jobs, strategy)
+    progress = task.resume()
+    end = first.schedule.iterations
+    callbacks = standard_callbacks(task, origin=0, end=end, capture=first.capture_at,
+                                   checkpoint_seconds=first.checkpoint_seconds)
+    run_loop(task, progress, callbacks, end, first.should_stop)
+    task.sync()
+    seconds = progress.seconds()
+    # The trials shared the wall time: each is charged its share, so sums over trials stay
+    # true, and the batched round's own time is kept beside it.
+    return [RoundOutcome.from_evals(trial_evals, seconds / len(jobs), {"batched_seconds": seconds, "batched_trials": len(jobs)})
+            for trial_evals in progress.evals]
 
 
 def _batch(batches: list[Batches], data, step: int) -> tuple[torch.Tensor, torch.Tensor]:

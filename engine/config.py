@@ -507,12 +507,22 @@ def _validate_count(config: ExperimentConfig, source: str) -> None:
 
 
 def _validate_speed(config: ExperimentConfig, source: str) -> None:
-    """parallel_trials and the [train] fast-path switches."""
+    """parallel_trials and the [train] fast-path switches, for every experiment.
+
+    IMP (LMC's copies included) takes all of them; trials trained together take bf16;
+    mask training takes bf16 (its forward is a functional call over w · m, which torch.compile
+    and the model's channels-last conversion do not reach).
+    """
     from engine.catalog import MODELS
 
     if config.train.channels_last and not MODELS[config.model.name].needs_image:
         raise ConfigError(source, "train.channels_last", True,
                           f"channels-last is a memory format for conv nets; model {config.model.name!r} has no conv layers")
+    if config.experiment != "imp":
+        for key in ("train.compile", "train.channels_last"):
+            if config.get(key):
+                raise ConfigError(source, key, True, f"mask training ({config.experiment}) does not take this fast path; "
+                                  "set it to false (train.bf16 works)")
     if config.parallel_trials is True:
         if config.experiment != "imp":
             raise ConfigError(source, "parallel_trials", True,

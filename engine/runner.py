@@ -33,15 +33,15 @@ from engine.criteria import next_mask
 from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
 from engine.experiments import experiment_of, total_rounds
-from engine.density import density_record, mask_fractions
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds, model_options
 from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, pid_start,
                             stop_requested)
-from engine.store import (Diverged, RunWriter, StoreError, clear_checkpoint, load_tensors_like, read_config,
-                          read_status, remove_stale_temps, save_tensors, write_json_atomic)
+from engine.store import (Diverged, RunWriter, StoreError, load_tensors_like, read_config,
+                          read_status, remove_stale_temps, save_tensors)
 from engine.threads import apply_run_threads
 from engine.device import resolve_device, speed_warnings
+from engine.rounds import RoundStart, finish_round, start_round_event
 from engine.planning import check_stored_rounds, derive_round_seed, round_iterations, rounds_done
 from engine.summary import build_summary
 from engine.training import Cancelled, RoundOutcome, TrainJob, generator, train_round
@@ -70,11 +70,7 @@ class _Pending:
     start: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     frozen: dict[str, torch.Tensor] | None
-    remaining: float
-    layers: dict[str, float]
-    kept: int
-    total: int
-    density: dict[str, Any]  # weights_trainable / weights_nonzero / layers_nonzero (engine/density.py)
+    figures: RoundStart  # density figures of the mask (engine/rounds.py)
 
 
 class RunSession:
@@ -138,9 +134,8 @@ class RunSession:
         save_tensors(rdir / "mask.safetensors", masks)
         save_tensors(rdir / "start.safetensors", start)
         model.load_state_dict(start)
-        remaining, layers, kept, total = mask_fractions(masks)
-        density = density_record(masks, frozen, remaining)
-        self.emit(writer.event("round_start", trial=t, round=r, weights_remaining=remaining, layers=layers, **density))
+        figures = RoundStart(masks, frozen)
+        start_round_event(self, t, r, figures)
 
         def on_eval(point: dict[str, Any], t: int = t, r: int = r) -> None:
             self.emit(writer.event("eval", trial=t, round=r, **point))
@@ -151,8 +146,7 @@ class RunSession:
                        on_capture=lambda state: save_tensors(rewind_path, state), on_eval=on_eval,
                        should_stop=self.should_stop, checkpoint_dir=rdir, checkpoint_seconds=self.checkpoint_seconds,
                        start_step=k if r > 0 else 0)  # late rewinding: θk trains on for iterations k..T
-        return _Pending(job=job, start=start, masks=masks, frozen=frozen, remaining=remaining, layers=layers,
-                        kept=kept, total=total, density=density)
+        return _Pending(job=job, start=start, masks=masks, frozen=frozen, figures=figures)
 
     def finish_round(self, trial: _Trial, r: int, pending: _Pending, outcome: RoundOutcome) -> None:
         """Round r's files, summary, status and round_end event, from the trained `trial.model`."""
@@ -160,8 +154,7 @@ class RunSession:
         t, model = trial.t, trial.model
         rdir = writer.round_dir(t, r)
         save_tensors(rdir / "final.safetensors", model.state_dict())
-        record = {"round": r, "weights_remaining": pending.remaining, "layers": pending.layers, "kept": pending.kept,
-                  "total": pending.total, **pending.density,
+        record = {"round": r, **pending.figures.fields(),
                   "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
                   "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
                   "test_accuracy_final": outcome.test_accuracy_final,
@@ -179,12 +172,7 @@ class RunSession:
             prev_start, prev_final, _ = trial.prev
             record.update(round_fields(round_successive(self, t, r, (prev_start, prev_final), (pending.start, model.state_dict()),
                                                         pending.masks, model)))
-        write_json_atomic(rdir / "evals.json", outcome.evals)
-        write_json_atomic(rdir / "result.json", record)
-        clear_checkpoint(rdir)
-        writer.summary(build_summary(self.dir, config, "running"))
-        writer.status(rounds_done=rounds_done(self.dir, config))
-        self.emit(writer.event("round_end", trial=t, **record))
+        finish_round(self, t, r, record, outcome.evals)
         trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()},
                       load_tensors_like(rdir / "final.safetensors", pending.start), pending.masks)
 

@@ -56,7 +56,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +64,36 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from engine.config import ExperimentConfig, TrainConfig
-from engine.density import density_record, mask_fractions
+from engine.callbacks import Progress, standard_callbacks
+from engine.checkpoints import (
+    MISFIT_ERRORS,
+    misfit,
+    read_round_checkpoint,
+    write_round_checkpoint,
+)
+from engine.config import ExperimentConfig
 from engine.feeding import Batches
 from engine.models import build_model, init_std, layer_kinds, model_options
+from engine.optim import build_optimizer, pack_optimizer, unpack_optimizer
 from engine.recipes import mask_recipe
-from engine.store import (clear_checkpoint, load_checkpoint, load_tensors, load_tensors_like, save_checkpoint, save_tensors,
-                          write_json_atomic)
-from engine.training import Cancelled, derive_seed, evaluate, generator, lr_factor
+from engine.rounds import RoundStart, finish_round, start_round_event
+from engine.store import (
+    load_tensors,
+    load_tensors_like,
+    save_tensors,
+    write_json_atomic,
+)
+from engine.training import (
+    MaskedStep,
+    derive_seed,
+    eval_lr,
+    evaluate,
+    fast_path,
+    generator,
+    run_loop,
+)
 
-__all__ = ["MaskTrainer", "SAMPLED_EVALS", "frozen_weights", "initial_scores", "run_supermask_trial", "segment_bounds"]
+__all__ = ["SAMPLED_EVALS", "MaskTrainer", "frozen_weights", "initial_scores", "run_supermask_trial", "segment_bounds"]
 
 SAMPLED_EVALS = 5
 """Bernoulli draws averaged for a round's sampled_mask_accuracy (Zhou et al. averaged 10)."""
@@ -181,29 +200,6 @@ def _device_generator(device: torch.device, *parts: Any) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(derive_seed(*parts))
 
 
-def _make_optimizer(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _pack_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = optimizer.state_dict()
-    tensors, slots = {}, {}
-    for index, values in state["state"].items():
-        slots[str(index)] = []
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"opt.{index}.{key}"] = value
-                slots[str(index)].append(key)
-    return tensors, {"slots": slots, "param_groups": state["param_groups"]}
-
-
-def _unpack_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 class _Trial:
     """One trial of a mask-training run: the loop, evaluation and the run-store files."""
 
@@ -235,7 +231,7 @@ class _Trial:
                                    {n: s.to(self.device) for n, s in scores.items()}, config.experiment, sm.k, sm.rescale)
         self.view = _Masked(model)
         self.recipe = mask_recipe(config)  # [train] with the mask-training optimizer keys in force
-        self.optimizer = _make_optimizer(list(self.trainer.scores.values()), self.recipe)
+        self.optimizer = build_optimizer(list(self.trainer.scores.values()), self.recipe, fused=False)
         self.bounds = segment_bounds(self.schedule.iterations, sm.rounds)
 
     # ---------------------------------------------------------------- evaluation
@@ -267,7 +263,7 @@ class _Trial:
                  "test_loss": test_loss, "test_accuracy": test_acc,
                  "sampled_test_accuracy": self._sampled_accuracy(at),
                  "weights_remaining": kept / total,
-                 "lr": config.lr * lr_factor(max(0, at - 1), config, self.schedule)}
+                 "lr": eval_lr(config, self.schedule, at)}
         evals.append(point)
         self.run.emit(self.writer.event("eval", trial=self.t, round=r, **point))
 
@@ -292,7 +288,8 @@ class _Trial:
         rdir = self.writer.round_dir(self.t, r)
         self._load_scores(load_tensors(rdir / "scores.safetensors"))
         meta = json.loads((rdir / "optimizer.json").read_text())
-        _unpack_optimizer(self.optimizer, load_tensors(rdir / "optimizer.safetensors") if any(meta["slots"].values()) else {}, meta)
+        tensors = load_tensors(rdir / "optimizer.safetensors") if any(meta["slots"].values()) else {}
+        self.optimizer.load_state_dict(unpack_optimizer(tensors, meta))
         self._load_buffers(load_tensors(rdir / "final.safetensors"))
 
     def _final_state(self) -> dict[str, torch.Tensor]:
@@ -301,115 +298,101 @@ class _Trial:
             state.update(self.trainer.effective(self.trainer.masks("expected")))
         return state
 
-    def _save_checkpoint(self, rdir: Path, step: int, evals: list, loss_sum: torch.Tensor, loss_count: int,
-                         aug_gen: torch.Generator, sample_gen: torch.Generator, seconds: float) -> None:
-        tensors, meta = _pack_optimizer(self.optimizer)
-        tensors.update({f"scores.{n}": s for n, s in self._scores_cpu().items()})
-        tensors.update({f"buffer.{n}": b for n, b in self.model.named_buffers()})
-        tensors["loop.loss_sum"] = loss_sum.reshape(1)
-        tensors["loop.aug_state"] = aug_gen.get_state()
-        tensors["loop.sample_state"] = sample_gen.get_state()
-        save_checkpoint(rdir, tensors, {**meta, "step": step, "evals": evals, "loss_count": loss_count, "seconds": seconds})
-
-    def _load_checkpoint(self, rdir: Path, aug_gen: torch.Generator, sample_gen: torch.Generator) -> tuple | None:
-        checkpoint = load_checkpoint(rdir)
-        if checkpoint is None:
-            return None
-        tensors, meta = checkpoint
-        self._load_scores({k[7:]: v for k, v in tensors.items() if k.startswith("scores.")})
-        self._load_buffers({k[7:]: v for k, v in tensors.items() if k.startswith("buffer.")})
-        _unpack_optimizer(self.optimizer, tensors, meta)
-        aug_gen.set_state(tensors["loop.aug_state"])
-        sample_gen.set_state(tensors["loop.sample_state"])
-        return meta["step"], meta["evals"], tensors["loop.loss_sum"].to(self.device).reshape(()), meta["loss_count"], meta["seconds"]
-
-    # ---------------------------------------------------------------- the loop
+    # ---------------------------------------------------------------- the round
 
     def run_round(self, r: int) -> None:
-        config, data, writer, trainer = self.config, self.data, self.writer, self.trainer
-        rdir = writer.round_dir(self.t, r)
+        """Round r (segment r of the training) through the one loop, then its files."""
+        rdir = self.writer.round_dir(self.t, r)
         rdir.mkdir(parents=True, exist_ok=True)
-        begin, end = self.bounds[r], self.bounds[r + 1]
-        aug_gen = generator(self.train_seed, r, "augment")
-        sample_gen = _device_generator(self.device, self.train_seed, r, "sample")
-        evals: list[dict[str, Any]] = []
-        loss_sum = torch.zeros((), device=self.device)
-        loss_count, step, seconds_before = 0, begin, 0.0
-        resumed = self._load_checkpoint(rdir, aug_gen, sample_gen)
-        if resumed:
-            step, evals, loss_sum, loss_count, seconds_before = resumed
-        else:
+        task = _RoundTask(self, r, rdir)
+        progress = task.resume()
+        if progress is None:
             save_tensors(rdir / "start.safetensors", self.model.state_dict())
-        expected = trainer.masks("expected")
-        remaining, layers, kept, total = mask_fractions(expected)
-        self.run.emit(writer.event("round_start", trial=self.t, round=r, weights_remaining=remaining, layers=layers,
-                                   experiment=config.experiment, **density_record(expected, None, remaining)))
-        started = time.perf_counter()
-        last_checkpoint = started
-        if not evals:
-            self._record_eval(step, r, evals, None)
-        n_train = len(data.train_x)
-        batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(self.train_seed, "order", epoch)),
-                          config.train.batch_size, self.schedule.iterations_per_epoch, self.device)
-        while step < end:
-            if self.run.should_stop():
-                self._save_checkpoint(rdir, step, evals, loss_sum, loss_count, aug_gen, sample_gen,
-                                      seconds_before + time.perf_counter() - started)
-                raise Cancelled(f"stopped at iteration {step}")
-            x, y = batches(step)
-            if data.augment is not None:
-                x = data.augment(x, aug_gen)
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.recipe.lr * lr_factor(step, self.recipe, self.schedule)
-            loss = F.cross_entropy(trainer.forward(x, trainer.masks("train", sample_gen)), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            loss_sum += loss.detach()
-            loss_count += 1
-            step += 1
-            if (step - begin) % self.schedule.eval_every == 0 or step == end:
-                self._record_eval(step, r, evals, loss_sum.item() / loss_count)
-                loss_sum, loss_count = torch.zeros((), device=self.device), 0
-                now = time.perf_counter()
-                if step < end and now - last_checkpoint >= self.run.checkpoint_seconds:
-                    self._save_checkpoint(rdir, step, evals, loss_sum, loss_count, aug_gen, sample_gen,
-                                          seconds_before + now - started)
-                    last_checkpoint = now
-        self._finish_round(r, rdir, evals, seconds_before + time.perf_counter() - started)
+            progress = Progress(step=task.begin, evals=[], loss_sum=torch.zeros((), device=self.device))
+        expected = self.trainer.masks("expected")
+        start_round_event(self.run, self.t, r, RoundStart(expected, None), experiment=self.config.experiment)
+        callbacks = standard_callbacks(task, origin=task.begin, end=task.end, checkpoint_seconds=self.run.checkpoint_seconds)
+        run_loop(task, progress, callbacks, task.end, self.run.should_stop)
+        self._finish_round(r, rdir, progress.evals, progress.seconds())
 
     def _finish_round(self, r: int, rdir: Path, evals: list[dict[str, Any]], seconds: float) -> None:
-        from engine.planning import rounds_done
-        from engine.summary import build_summary
-
-        config, writer = self.config, self.writer
         expected = self.trainer.masks("expected")
         save_tensors(rdir / "mask.safetensors", {n: m.bool() for n, m in expected.items()})
         save_tensors(rdir / "final.safetensors", self._final_state())
         save_tensors(rdir / "scores.safetensors", self._scores_cpu())
-        tensors, meta = _pack_optimizer(self.optimizer)
+        tensors, meta = pack_optimizer(self.optimizer.state_dict())
         if tensors:
             save_tensors(rdir / "optimizer.safetensors", tensors)
         write_json_atomic(rdir / "optimizer.json", meta)
-        remaining, layers, kept, total = mask_fractions(expected)
         last = evals[-1]
         sampled = self._sampled_accuracy("round", r, draws=SAMPLED_EVALS)
         with torch.no_grad():
             scales = {n: float(self.trainer.scale(n, m)) for n, m in expected.items()}
-        record = {"round": r, "weights_remaining": remaining, "layers": layers, "kept": kept, "total": total,
-                  **density_record(expected, None, remaining),  # the forward pass uses w · mask: same density
+        record = {"round": r, **RoundStart(expected, None).fields(),  # the forward pass uses w · mask: same density
                   "early_stop_iteration": last["iteration"], "val_loss_min": last["val_loss"],
                   "test_accuracy_at_early_stop": last["test_accuracy"], "test_accuracy_final": last["test_accuracy"],
                   "supermask_accuracy": evals[0]["test_accuracy"], "seconds": seconds,
                   "test_accuracy_best": max(e["test_accuracy"] for e in evals),
-                  "experiment": config.experiment, "expected_mask_accuracy": last["test_accuracy"],
+                  "experiment": self.config.experiment, "expected_mask_accuracy": last["test_accuracy"],
                   "sampled_mask_accuracy": sampled, "iterations": [self.bounds[r], self.bounds[r + 1]], "scale": scales}
-        write_json_atomic(rdir / "evals.json", evals)
-        write_json_atomic(rdir / "result.json", record)
-        clear_checkpoint(rdir)
-        writer.summary(build_summary(self.run.dir, config, "running"))
-        writer.status(rounds_done=rounds_done(self.run.dir, config))
-        self.run.emit(writer.event("round_end", trial=self.t, **record))
+        finish_round(self.run, self.t, r, record, evals)
+
+
+class _RoundTask:
+    """One mask-training round as a task of the training loop: the scores train through the
+    sampled (supermask) or top-k (edge-popup) mask; nothing is masked or held."""
+
+    def __init__(self, trial: _Trial, r: int, rdir: Path):
+        self.trial, self.r, self.rdir = trial, r, rdir
+        self.config, self.schedule, self.optimizer = trial.recipe, trial.schedule, trial.optimizer
+        self.begin, self.end = trial.bounds[r], trial.bounds[r + 1]
+        self.data, self.device, trainer = trial.data, trial.device, trial.trainer
+        self.aug_gen = generator(trial.train_seed, r, "augment")
+        self.sample_gen = _device_generator(self.device, trial.train_seed, r, "sample")
+        n_train = len(self.data.train_x)
+        self.batches = Batches(self.data, lambda epoch: torch.randperm(n_train, generator=generator(trial.train_seed, "order", epoch)),
+                               trial.config.train.batch_size, self.schedule.iterations_per_epoch, self.device)
+        forward = fast_path(trainer.forward, self.config, self.device)  # bf16; compile and channels_last are refused
+        sample_gen = self.sample_gen
+
+        def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(forward(x, trainer.masks("train", sample_gen)), y)
+
+        self.step = MaskedStep(loss_of, self.optimizer, list(trainer.scores.values()), self.config.weight_decay)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"aug_state": self.aug_gen, "sample_state": self.sample_gen}
+
+    def resume(self) -> Progress | None:
+        checkpoint = read_round_checkpoint(self.rdir)
+        if checkpoint is None:
+            return None
+        trial = self.trial
+        try:
+            trial._load_scores(checkpoint.prefixed("scores."))
+            trial._load_buffers(checkpoint.prefixed("buffer."))
+            self.optimizer.load_state_dict(checkpoint.optimizer_state())
+            checkpoint.restore_generators(self._generators())
+            return checkpoint.progress(self.device)
+        except MISFIT_ERRORS as exc:
+            raise misfit(self.rdir, exc) from None
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.batches(step)
+        return (x if self.data.augment is None else self.data.augment(x, self.aug_gen)), y
+
+    def evaluate(self, progress: Progress, at: int) -> None:
+        self.trial._record_eval(at, self.r, progress.evals, progress.train_loss())
+
+    def save_checkpoint(self, progress: Progress) -> None:
+        trial = self.trial
+        tensors = {f"scores.{n}": s for n, s in trial._scores_cpu().items()}
+        tensors.update({f"buffer.{n}": b for n, b in trial.model.named_buffers()})
+        write_round_checkpoint(self.rdir, tensors, self.optimizer.state_dict(), self._generators(), progress,
+                               progress.loss_sum, progress.evals)
+
+    def capture(self) -> None:
+        """Mask training captures nothing (no late rewinding)."""
 
 
 def run_supermask_trial(run: Any, t: int) -> None:

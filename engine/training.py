@@ -1,4 +1,11 @@
-"""One round of masked training: the inner loop of every experiment.
+"""The one training loop of every experiment, and one round of IMP's masked training.
+
+`run_loop` steps a `TrainTask` (engine/callbacks.py): the task says what differs (forward
+and loss, which tensors train, which gradients are masked, what a checkpoint holds, how it
+evaluates); the loop and its standard callbacks do the learning-rate schedule, stopping,
+evaluation on the schedule, mid-round checkpoints and the capture at iteration k, once for
+IMP (`train_round`, LMC's copies), trials trained together (engine/batched.py) and mask
+training (engine/supermasks.py). `MaskedStep` is the step of all of them.
 
 Pruned weights are held by masking, not by hooks: the weights start the round at
 `mask * w + fill` (`fill` is zero for the `zero` mask-0 action and θ0 for the freezing ones),
@@ -16,19 +23,26 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.callbacks import Callback, Progress, TrainTask, standard_callbacks
+from engine.checkpoints import (
+    MISFIT_ERRORS,
+    misfit,
+    read_round_checkpoint,
+    write_round_checkpoint,
+)
 from engine.config import Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.feeding import Batches
-from engine.store import StoreError, load_checkpoint, save_checkpoint
+from engine.optim import add_weight_decay, build_optimizer, match_layout
 
 EVAL_BATCH = 2048
 
@@ -61,63 +75,35 @@ def lr_factor(step: int, config: TrainConfig, schedule: Schedule) -> float:
     return factor
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Weight decay is applied by the training step itself (so it can be masked), never here."""
-    return optimizer_for(list(model.parameters()), config)
+def fast_path(net: Callable[..., torch.Tensor], config: TrainConfig, device: torch.device) -> Callable[..., torch.Tensor]:
+    """`net(x, *rest)` with the channels-last and bf16 switches of the config applied to it.
 
-
-def optimizer_for(params: list[torch.Tensor], config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD or Adam over `params`, fused (one kernel per tensor) where this torch build has it.
-
-    Fused is the same update rule; it is much faster on pruned nets: the unfused Adam takes a
-    sqrt over every pruned position's zero second moment, which some CPUs do ~10× slower than
-    over non-zero values (benchmarks/bench_masked_step.py).
+    channels_last: batches in channels-last memory format (the caller converts the model);
+    bf16: the forward under bfloat16 autocast, logits back in float32 for the loss.
     """
-    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    kwargs: dict[str, Any] = {"lr": config.lr, "weight_decay": 0.0}
-    if config.optimizer == "sgd":
-        kwargs["momentum"] = config.momentum
-    cls = torch.optim.SGD if config.optimizer == "sgd" else torch.optim.Adam
-    if fused:
-        try:
-            return cls(params, fused=True, **kwargs)
-        except (RuntimeError, ValueError, TypeError):  # a build or device without the fused kernel
-            pass
-    return cls(params, **kwargs)
+    if not (config.channels_last or config.bf16):
+        return net
+    channels_last, bf16 = config.channels_last, config.bf16
+
+    def forward(x: torch.Tensor, *rest: Any) -> torch.Tensor:
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if bf16:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return net(x, *rest).float()
+        return net(x, *rest)
+
+    return forward
 
 
 def training_forward(model: nn.Module, config: TrainConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
     """`model(x)` for training steps, with the fast paths the config switches on.
 
     compile: torch.compile of the model (the masking and the optimizer stay eager, so exact
-    masking is untouched); channels_last: batches in channels-last memory format (the caller
-    converts the model); bf16: the forward under bfloat16 autocast, logits back in float32
-    for the loss. Evaluation always runs the plain float32 model.
+    masking is untouched); channels_last and bf16 as in `fast_path`. Evaluation always runs
+    the plain float32 model.
     """
-    net: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if config.compile else model
-    if not (config.channels_last or config.bf16):
-        return net
-    channels_last, bf16 = config.channels_last, config.bf16
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        if bf16:
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                return net(x).float()
-        return net(x)
-
-    return forward
-
-
-def match_layout(optimizer: torch.optim.Optimizer) -> None:
-    """Optimizer state loaded from a checkpoint in the memory format of its parameters."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            state = optimizer.state.get(p, {})
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor) and value.shape == p.shape and value.stride() != p.stride():
-                    state[key] = torch.empty_like(p).copy_(value)
+    return fast_path(torch.compile(model) if config.compile else model, config, device)
 
 
 @torch.inference_mode()
@@ -241,129 +227,147 @@ class TrainJob:
     start_step: int = 0
 
 
-def _save_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                     evals: list[dict[str, Any]], loss_sum: torch.Tensor, loss_count: int,
-                     aug_gen: torch.Generator, seconds: float) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    slots: dict[str, list[str]] = {}
-    for index, state in opt_state["state"].items():
-        slots[str(index)] = []
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"opt.{index}.{key}"] = value
-                slots[str(index)].append(key)
-    tensors["loop.loss_sum"] = loss_sum.reshape(1)
-    tensors["loop.aug_state"] = aug_gen.get_state()
-    save_checkpoint(job.checkpoint_dir, tensors, {"step": step, "evals": evals, "loss_count": loss_count, "seconds": seconds,
-                                                  "slots": slots, "param_groups": opt_state["param_groups"]})
+def eval_lr(config: TrainConfig, schedule: Schedule, at: int) -> float:
+    """The learning rate of the step that led to an evaluation at iteration `at` (an eval's "lr")."""
+    return config.lr * lr_factor(max(0, at - 1), config, schedule)
 
 
-def _load_checkpoint(job: TrainJob, model: nn.Module, optimizer: torch.optim.Optimizer, aug_gen: torch.Generator,
-                     device: torch.device) -> tuple[int, list[dict[str, Any]], torch.Tensor, int, float] | None:
-    if job.checkpoint_dir is None:
-        return None
-    checkpoint = load_checkpoint(job.checkpoint_dir)
-    if checkpoint is None:
-        return None
-    tensors, meta = checkpoint
-    try:
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        state = {int(i): {key: tensors[f"opt.{i}.{key}"] for key in keys} for i, keys in meta["slots"].items()}
-        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        aug_gen.set_state(tensors["loop.aug_state"])
-        loss_sum = tensors["loop.loss_sum"].to(device).reshape(())
-        return int(meta["step"]), list(meta["evals"]), loss_sum, int(meta["loss_count"]), float(meta["seconds"])
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-        where = f"{job.checkpoint_dir.parent.name}/{job.checkpoint_dir.name}"
-        raise StoreError(f"{where}/checkpoint.safetensors does not fit this run ({type(exc).__name__}: "
-                         f"{str(exc)[:200]}); delete {where}/checkpoint.* to restart that round from its start") from None
+class MaskedStep:
+    """step(x, y) -> loss: the one training step of every experiment.
+
+    Forward and loss (`loss_of`, one value per trial when trials train together), backward,
+    weight decay added to the gradients of `params`, the gradients of `grad_weights` multiplied
+    by `grad_masks` (pruned positions: decay included), then the optimizer step. Returns the
+    detached loss. A graphed step replaces an instance of this with the same call.
+    """
+
+    def __init__(self, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
+                 params: list[torch.Tensor], weight_decay: float, grad_weights: list[torch.Tensor] | None = None,
+                 grad_masks: list[torch.Tensor] | None = None):
+        self.loss_of, self.optimizer, self.params, self.weight_decay = loss_of, optimizer, params, weight_decay
+        self.grad_weights, self.grad_masks = grad_weights or [], grad_masks or []
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_of(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if loss.dim() == 0 else loss.sum()).backward()
+        add_weight_decay(self.params, self.weight_decay)
+        if self.grad_weights:
+            torch._foreach_mul_([w.grad for w in self.grad_weights], self.grad_masks)
+        self.optimizer.step()  # pruned positions have gradient 0 and so do not move (MaskedParams)
+        return loss.detach()
+
+
+def run_loop(task: TrainTask, progress: Progress, callbacks: list[Callback], end: int,
+             should_stop: Callable[[], bool] | None) -> Progress:
+    """The only training loop: steps `task` from progress.step to `end`.
+
+    The learning rate follows the schedule (set only when it moves: no Python loop over param
+    groups per step); a stop request checkpoints the task first and raises Cancelled.
+    """
+    for callback in callbacks:
+        callback.start(progress)
+    config, schedule, lr_now = task.config, task.schedule, None
+    while progress.step < end:
+        if should_stop is not None and should_stop():
+            task.save_checkpoint(progress)
+            raise Cancelled(f"stopped at iteration {progress.step}")
+        x, y = task.batch(progress.step)
+        lr = config.lr * lr_factor(progress.step, config, schedule)
+        if lr != lr_now:
+            for group in task.optimizer.param_groups:
+                group["lr"] = lr
+            lr_now = lr
+        progress.loss_sum += task.step(x, y)
+        progress.loss_count += 1
+        progress.step += 1
+        for callback in callbacks:
+            callback.after_step(progress)
+    return progress
+
+
+def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A model's state as checkpoint tensors (model.<name>)."""
+    return {f"model.{k}": v for k, v in model.state_dict().items()}
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class _ImpTask:
+    """One IMP (or LMC copy's) round: the model's weights train, pruned gradients are masked."""
+
+    def __init__(self, model: nn.Module, job: TrainJob):
+        data, config = job.data, job.config
+        self.job, self.model, self.config, self.schedule, self.data = job, model, config, job.schedule, data
+        self.device = device = data.test_x.device  # a training split too big for the GPU stays on the host (engine/feeding.py)
+        model.to(device).train()
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        forward = training_forward(model, config, device)
+        self.optimizer = build_optimizer(list(model.parameters()), config)
+        self.masked = MaskedParams.build(model, job.masks, job.frozen)
+        self.masked.hold()
+        self.aug_gen = generator(job.seed, "augment")
+        n_train = len(data.train_x)
+        self.batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
+                               config.batch_size, job.schedule.iterations_per_epoch, device)
+        self.step = MaskedStep(lambda x, y: F.cross_entropy(forward(x), y), self.optimizer,
+                               [p for p in model.parameters() if p.requires_grad], config.weight_decay,
+                               self.masked.weights, self.masked.masks)
+
+    def resume(self) -> Progress:
+        checkpoint = read_round_checkpoint(self.job.checkpoint_dir)
+        if checkpoint is None:
+            return Progress(step=self.job.start_step, evals=[], loss_sum=torch.zeros((), device=self.device))
+        try:
+            self.model.load_state_dict(checkpoint.prefixed("model."))
+            self.optimizer.load_state_dict(checkpoint.optimizer_state())
+            checkpoint.restore_generators({"aug_state": self.aug_gen})
+            progress = checkpoint.progress(self.device)
+        except MISFIT_ERRORS as exc:
+            raise misfit(checkpoint.directory, exc) from None
+        match_layout(self.optimizer)
+        return progress
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.batches(step)
+        return (x if self.data.augment is None else self.data.augment(x, self.aug_gen)), y
+
+    def evaluate(self, progress: Progress, at: int) -> None:
+        data = self.data
+        self.masked.hold()  # a no-op (see MaskedParams), kept as a guard where weights are looked at
+        val_loss, val_acc = evaluate_split(self.model, data.val_x, data.val_y)
+        test_loss, test_acc = evaluate(self.model, data.test_x, data.test_y)
+        point = {"iteration": at, "train_loss": progress.train_loss(), "val_loss": val_loss, "val_accuracy": val_acc,
+                 "test_loss": test_loss, "test_accuracy": test_acc, "lr": eval_lr(self.config, self.schedule, at)}
+        progress.evals.append(point)
+        if self.job.on_eval:
+            self.job.on_eval(point)
+
+    def save_checkpoint(self, progress: Progress) -> None:
+        if self.job.checkpoint_dir is not None:
+            write_round_checkpoint(self.job.checkpoint_dir, model_tensors(self.model), self.optimizer.state_dict(),
+                                   {"aug_state": self.aug_gen}, progress, progress.loss_sum, progress.evals)
+
+    def capture(self) -> None:
+        self.masked.hold()
+        if self.job.on_capture:
+            self.job.on_capture(state_copy(self.model))
+
+
+def capture_point(job: TrainJob) -> int | None:
+    """The iteration a job captures the weights at (None: no capture)."""
+    return job.capture_at if job.on_capture else None
 
 
 def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
     """Trains `model` (already holding the round's start weights) for the scheduled iterations."""
-    data, config, schedule = job.data, job.config, job.schedule
-    device = data.test_x.device  # a training split too big for the GPU stays on the host (engine/feeding.py)
-    model.to(device).train()
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    forward = training_forward(model, config, device)
-    optimizer = make_optimizer(model, config)
-    masked = MaskedParams.build(model, job.masks, job.frozen)
-    masked.hold()
-    all_params = [p for p in model.parameters() if p.requires_grad]
-    aug_gen = generator(job.seed, "augment")
-    n_train = len(data.train_x)
-    batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
-                      config.batch_size, schedule.iterations_per_epoch, device)
-
-    evals: list[dict[str, Any]] = []
-    loss_sum = torch.zeros((), device=device)
-    loss_count = 0
-    step = job.start_step
-    seconds_before = 0.0
-    resumed = _load_checkpoint(job, model, optimizer, aug_gen, device)
-    if resumed:
-        step, evals, loss_sum, loss_count, seconds_before = resumed
-        match_layout(optimizer)
-    started = time.perf_counter()
-    last_checkpoint = started
-
-    def record_eval(at: int) -> None:
-        nonlocal loss_sum, loss_count
-        masked.hold()  # a no-op (see MaskedParams), kept as a guard where weights are looked at
-        val_loss, val_acc = evaluate_split(model, data.val_x, data.val_y)
-        test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
-        train_loss = loss_sum.item() / loss_count if loss_count else None
-        point = {"iteration": at, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
-                 "test_loss": test_loss, "test_accuracy": test_acc,
-                 "lr": config.lr * lr_factor(max(0, at - 1), config, schedule)}
-        evals.append(point)
-        loss_sum = torch.zeros((), device=device)
-        loss_count = 0
-        if job.on_eval:
-            job.on_eval(point)
-
-    if not evals:
-        record_eval(step)
-    if job.capture_at == 0 and job.on_capture and step == 0:
-        job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
-
-    lr_now = None
-    while step < schedule.iterations:
-        if job.should_stop and job.should_stop():
-            if job.checkpoint_dir is not None:
-                _save_checkpoint(job, model, optimizer, step, evals, loss_sum, loss_count, aug_gen,
-                                 seconds_before + time.perf_counter() - started)
-            raise Cancelled(f"stopped at iteration {step}")
-        x, y = batches(step)
-        if data.augment is not None:
-            x = data.augment(x, aug_gen)
-        lr = config.lr * lr_factor(step, config, schedule)
-        if lr != lr_now:  # only when the schedule moves: no Python loop over param groups per step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            lr_now = lr
-        loss = F.cross_entropy(forward(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.weight_decay:
-            params = [p for p in all_params if p.grad is not None]
-            torch._foreach_add_([p.grad for p in params], params, alpha=config.weight_decay)
-        masked.mask_gradients()
-        optimizer.step()  # pruned positions have gradient 0 and so do not move (MaskedParams)
-        loss_sum += loss.detach()
-        loss_count += 1
-        step += 1
-        if job.capture_at == step and job.on_capture:
-            masked.hold()
-            job.on_capture({k: v.detach().clone() for k, v in model.state_dict().items()})
-        if step % schedule.eval_every == 0 or step == schedule.iterations:
-            record_eval(step)
-            now = time.perf_counter()
-            if job.checkpoint_dir is not None and step < schedule.iterations and now - last_checkpoint >= job.checkpoint_seconds:
-                _save_checkpoint(job, model, optimizer, step, evals, loss_sum, loss_count, aug_gen,
-                                 seconds_before + now - started)
-                last_checkpoint = now
-
-    return RoundOutcome.from_evals(evals, seconds_before + time.perf_counter() - started)
+    task = _ImpTask(model, job)
+    progress = task.resume()
+    end = job.schedule.iterations
+    callbacks = standard_callbacks(task, origin=0, end=end, capture=capture_point(job),
+                                   checkpoint_seconds=job.checkpoint_seconds if job.checkpoint_dir is not None else None)
+    run_loop(task, progress, callbacks, end, job.should_stop)
+    return RoundOutcome.from_evals(progress.evals, progress.seconds())

@@ -12,7 +12,8 @@ from engine.feeding import Batches, dataset_bytes, place_dataset
 from engine.models import build_model, layer_kinds
 from engine.runner import execute
 from engine.store import create_run
-from engine.training import Cancelled, TrainJob, generator, optimizer_for, train_round
+from engine.optim import build_optimizer
+from engine.training import Cancelled, TrainJob, generator, train_round
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -119,6 +120,6 @@ def test_optimizers_are_fused_where_torch_has_them():
     params = [torch.nn.Parameter(torch.randn(4, 3))]
     for name in ("adam", "sgd"):
         config = from_dict({"train": {"optimizer": name, "momentum": 0.9 if name == "sgd" else 0.0}}).train
-        assert optimizer_for(params, config).defaults.get("fused") is True
+        assert build_optimizer(params, config).defaults.get("fused") is True
     meta = [torch.nn.Parameter(torch.randn(2, device="meta"))]  # no fused kernel there: plain optimizer
-    assert not optimizer_for(meta, from_dict({}).train).defaults.get("fused")
+    assert not build_optimizer(meta, from_dict({}).train).defaults.get("fused")
