@@ -51,7 +51,7 @@ from torch import nn
 from engine.config import ConfigError, ExperimentConfig, Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.models import layer_kinds
-from engine.store import RunWriter, StoreError, load_tensors, read_json, read_lmc, save_tensors, write_json_atomic
+from engine.store import RunWriter, StoreError, load_tensors, read_lmc, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
 __all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "lmc_from",
