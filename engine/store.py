@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
 from engine.experiments import experiment_of
-from engine.layout import EVALS, GROUP, RESULT, RunLayout, parse_round, parse_trial
+from engine.layout import CHECKPOINT, CHECKPOINT_META, EVALS, GROUP, RESULT, RunLayout, parse_round, parse_trial
 from engine.process import liveness, pid_alive, shown_state
 from engine.records import CurvePoint, EvalPoint, Event, Group, LmcRecord, RoundRecord, Status, SuccessiveRecord, Summary
 from engine.schema import (SchemaError, check_evals, check_group, check_round, check_status, check_successive, check_summary,
@@ -351,7 +351,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         raise
 
 
-CHECKPOINT_FILES = ("checkpoint.safetensors", "checkpoint.json")
+CHECKPOINT_FILES = (CHECKPOINT, CHECKPOINT_META)
 
 
 def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
