@@ -28,10 +28,13 @@ FINAL = "final.safetensors"
 RESULT = "result.json"
 EVALS = "evals.json"
 SCORES = "scores.safetensors"
+CHECKPOINT = "checkpoint.safetensors"  # mid-round; its step and evals ride in the safetensors header
+CHECKPOINT_META = "checkpoint.json"  # the same meta for people and "is there a checkpoint" checks
 OPTIMIZER = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
 GROUPS = "groups"
 GROUP = "group.json"
+EXPORT_STEM = "export"  # export.md / .json / .csv / .png, written beside a run's files or a group's
 MARKERS = (CONFIG, STATUS, EVENTS, SUMMARY)  # any one of them makes a directory a run dir
 
 _TRIAL = re.compile(r"trial-(\d{1,9})")
@@ -143,9 +146,24 @@ class RunLayout:
             raise ValueError(f"an LMC end is 'a' or 'b', not {end!r}")
         return self.round_dir(trial, round_) / f"{lmc_stem(rewind_iteration)}-{end}.safetensors"
 
+    def export(self, fmt: str) -> Path:
+        """Where `lth-tui export --format FMT` writes without -o."""
+        return export_file(self.dir, fmt)
+
     def lmc_files(self) -> list[Path]:
         """Every stored LMC record (lmc.json, lmc-k<K>.json) of every round, in path order."""
-        return sorted(p for p in self.dir.glob("trial-*/round-*/lmc*.json")
+        return self._round_files("lmc*.json")
+
+    def successive_files(self) -> list[Path]:
+        """Every successive.json of every round, in path order."""
+        return self._round_files(SUCCESSIVE)
+
+    def masks_on_disk(self) -> list[Path]:
+        """Every round's mask.safetensors, in path order."""
+        return self._round_files(MASK)
+
+    def _round_files(self, pattern: str) -> list[Path]:
+        return sorted(p for p in self.dir.glob(f"trial-*/round-*/{pattern}")
                       if parse_trial(p.parent.parent.name) is not None and parse_round(p.parent.name) is not None)
 
     def trials_on_disk(self) -> list[int]:
@@ -170,5 +188,19 @@ class RunLayout:
         return any((self.dir / name).exists() for name in MARKERS)
 
 
+def groups_dir(runs_dir: Path | str) -> Path:
+    """<runs-dir>/groups: one folder per sweep group."""
+    return Path(runs_dir) / GROUPS
+
+
+def group_dir(runs_dir: Path | str, group_id: str) -> Path:
+    return groups_dir(runs_dir) / group_id
+
+
 def group_file(runs_dir: Path | str, group_id: str) -> Path:
-    return Path(runs_dir) / GROUPS / group_id / GROUP
+    return group_dir(runs_dir, group_id) / GROUP
+
+
+def export_file(folder: Path | str, fmt: str) -> Path:
+    """export.<fmt> in a run dir or a group folder."""
+    return Path(folder) / f"{EXPORT_STEM}.{fmt}"

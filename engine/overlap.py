@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.store import StoreError, iter_round_dirs
+from engine.layout import MASK, RunLayout
+from engine.store import StoreError
 
 __all__ = ["between_runs", "between_trials", "consecutive_rounds", "jaccard", "load_mask", "run_overlaps"]
 
@@ -65,7 +66,7 @@ def load_mask(run_dir: Path | str, trial: int, round_: int) -> dict[str, np.ndar
     """round-<r>/mask.safetensors of a trial as numpy bool arrays, or None when absent."""
     from safetensors.numpy import load_file
 
-    path = Path(run_dir) / f"trial-{trial}" / f"round-{round_}" / "mask.safetensors"
+    path = RunLayout(run_dir).mask(trial, round_)
     if not path.is_file():
         return None
     try:
@@ -75,12 +76,11 @@ def load_mask(run_dir: Path | str, trial: int, round_: int) -> dict[str, np.ndar
 
 
 def _trials(run_dir: Path) -> list[int]:
-    found = [int(p.name[6:]) for p in Path(run_dir).glob("trial-*") if p.is_dir() and p.name[6:].isdigit()]
-    return sorted(found)
+    return RunLayout(run_dir).trials_on_disk()
 
 
 def _rounds_with_mask(run_dir: Path, trial: int) -> list[int]:
-    return [r for r, d in iter_round_dirs(run_dir, trial) if (d / "mask.safetensors").is_file()]
+    return [r for r, d in RunLayout(run_dir).rounds_on_disk(trial) if (d / MASK).is_file()]
 
 
 def consecutive_rounds(run_dir: Path | str, trial: int = 0) -> list[dict[str, Any]]:

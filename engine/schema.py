@@ -176,13 +176,22 @@ EVENT_NUMBERS = ("time", "weights_remaining", "train_loss", "val_loss", "val_acc
                  "lmc_barrier", "barrier", "successive_barrier", "successive_l2", "rewind_distance")
 
 
+def _segment(value: list[Any]) -> list[Any]:
+    if len(value) != 2:
+        raise SchemaError(f"iterations must be an integer or [start, end], got {_short(value)}")
+    return value
+
+
 def event_ok(event: Any) -> bool:
     """Whether one events.jsonl line has the types readers rely on (bad lines are skipped)."""
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         return False
     try:
         for key in EVENT_INTS:
-            if key in event:
+            if key == "iterations" and isinstance(event.get(key), list):  # a mask-training round's [start, end]
+                for bound in _segment(event[key]):
+                    _int(key, bound, high=None)
+            elif key in event:
                 _int(key, event[key], high=None)
         for key in EVENT_NUMBERS:
             if key in event:
@@ -198,24 +207,73 @@ def event_ok(event: Any) -> bool:
     return True
 
 
+def _curve(where: str, curve: Any) -> None:
+    """An interpolation curve: [{"alpha", "error"}, ...] (LMC and successive records)."""
+    for i, point in enumerate(_list(where, curve)):
+        point = _dict(f"{where}[{i}]", point)
+        _number(f"{where}[{i}].alpha", point.get("alpha"))
+        _number(f"{where}[{i}].error", point.get("error"))
+
+
+def check_lmc(record: Any) -> dict[str, Any]:
+    """An lmc*.json record: the barrier, its place (trial, round, rewind point) and its curve."""
+    record = _dict("lmc", record)
+    _number("barrier", record.get("barrier"), optional=False)
+    for key in ("trial", "round", "rewind_iteration", "start_iteration", "iterations", "bn_examples"):
+        _int(key, record.get(key))
+    for key in ("threshold", "error_a", "error_b", "seconds"):
+        _number(key, record.get(key))
+    _curve("curve", record.get("curve", []))
+    return record
+
+
 def lmc_ok(record: Any) -> bool:
     """Whether an lmc*.json record has the types the LMC tables and plots rely on."""
-    if not isinstance(record, dict):
-        return False
     try:
-        _number("barrier", record.get("barrier"), optional=False)
-        for key in ("trial", "round", "rewind_iteration"):
-            _int(key, record.get(key))
-        for key in ("threshold", "error_a", "error_b"):
-            _number(key, record.get(key))
-        curve = record.get("curve", [])
-        for point in _list("curve", curve):
-            point = _dict("curve point", point)
-            _number("alpha", point.get("alpha"))
-            _number("error", point.get("error"))
+        check_lmc(record)
     except SchemaError:
         return False
     return True
+
+
+def check_successive(record: Any) -> dict[str, Any]:
+    """A successive.json record (engine/successive.py): the projected and unprojected lines between
+    round r-1's solution and round r's, their distances, and the distances from the rewind point."""
+    record = _dict("successive", record)
+    _int("round", record.get("round"), optional=False)
+    _int("trial", record.get("trial"))
+    _number("weights_remaining", record.get("weights_remaining"), optional=False)
+    for name in ("projected", "unprojected"):
+        path = _dict(name, record.get(name))
+        for key in ("barrier", "l2"):
+            _number(f"{name}.{key}", path.get(key), optional=False)
+        for key in ("barrier_train", "cosine", "error_a", "error_b", "train_error_a", "train_error_b"):
+            _number(f"{name}.{key}", path.get(key))
+        _curve(f"{name}.curve", path.get("curve"))
+    _number("angular_distance", record.get("angular_distance"))
+    distances = record.get("distance_from_rewind")
+    if distances is not None:
+        for end, value in _dict("distance_from_rewind", distances).items():
+            for key, figure in _dict(f"distance_from_rewind.{_short(end)}", value).items():
+                _number(f"distance_from_rewind.{_short(end)}.{_short(key)}", figure)
+    return record
+
+
+def check_group(group: Any) -> dict[str, Any]:
+    """A sweep's group.json: {"group", "preset", "axes": {key: [values]}, "runs": [{"run_dir": str,
+    "swept": {...}}]} (lth_tui/sweeps.py)."""
+    group = _dict("group", group)
+    if not isinstance(group.get("runs"), list):
+        raise SchemaError("no runs list")
+    if not isinstance(group.get("axes", {}), dict) or not all(isinstance(v, list) for v in group.get("axes", {}).values()):
+        raise SchemaError("axes must map keys to lists of values")
+    for i, entry in enumerate(group["runs"]):
+        if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}), dict)):
+            raise SchemaError(f"runs[{i}] must be {{\"run_dir\": str, \"swept\": {{...}}}}")
+        _text(f"runs[{i}].label", entry.get("label"))
+    for key in ("group", "preset"):
+        _text(key, group.get(key))
+    return group
 
 
 def find_non_finite(value: Any, where: str = "") -> str | None:

@@ -22,12 +22,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
 from engine.experiments import experiment_of
+from engine.layout import CHECKPOINT, CHECKPOINT_META, EVALS, GROUP, RESULT, RunLayout, parse_round, parse_trial
 from engine.process import liveness, pid_alive, shown_state
-from engine.schema import SchemaError, check_round, check_status, check_summary, event_ok, find_non_finite, lmc_ok
+from engine.records import CurvePoint, EvalPoint, Event, Group, LmcRecord, RoundRecord, Status, SuccessiveRecord, Summary
+from engine.schema import (SchemaError, check_evals, check_group, check_round, check_status, check_successive, check_summary,
+                           event_ok, find_non_finite, lmc_ok)
 
 MAX_JSON_BYTES = 256 * 2 ** 20  # a run's JSON files are kilobytes to a few megabytes
 
@@ -168,18 +171,19 @@ def create_run(config: ExperimentConfig, runs_dir: Path | None = None, *, preset
         except FileExistsError:
             suffix += 1
             run_dir = runs_dir / f"{base}-{suffix}"
-    (run_dir / "config.toml").write_text(to_toml(config), encoding="utf-8")
-    status = {"state": "queued" if queued_by else "running", "pid": queued_by, "host": socket.gethostname(), "error": None,
+    layout = RunLayout(run_dir)
+    layout.config.write_text(to_toml(config), encoding="utf-8")
+    status: Status = {"state": "queued" if queued_by else "running", "pid": queued_by, "host": socket.gethostname(), "error": None,
               "created": time.time(), "updated": time.time(), "preset": preset or config.name}
     if group:
         status["group"] = group
-    write_json_atomic(run_dir / "status.json", status)
+    write_json_atomic(layout.status, status)
     return run_dir
 
 
 def read_config(run_dir: Path) -> ExperimentConfig:
     """The run's resolved config, validated again (a copied run dir is untrusted input)."""
-    path = Path(run_dir) / "config.toml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         raise StoreError("config.toml is missing")
     try:
@@ -188,41 +192,63 @@ def read_config(run_dir: Path) -> ExperimentConfig:
         raise StoreError(f"config.toml is damaged: {exc}") from None
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
+def read_status(run_dir: Path) -> Status:
     """status.json, its fields type-checked (engine/schema.py)."""
     try:
-        return check_status(read_json(Path(run_dir) / "status.json"))
+        return check_status(read_json(RunLayout(run_dir).status))
     except SchemaError as exc:
         raise StoreError(f"status.json is damaged: {exc}") from None
 
 
-def read_summary(run_dir: Path) -> dict[str, Any]:
+def read_summary(run_dir: Path) -> Summary:
     """summary.json, its shape and figures type-checked (engine/schema.py)."""
     try:
-        return check_summary(read_json(Path(run_dir) / "summary.json"))
+        return check_summary(read_json(RunLayout(run_dir).summary))
     except SchemaError as exc:
         raise StoreError(f"summary.json is damaged: {exc}") from None
 
 
-def read_result(round_dir: Path) -> dict[str, Any]:
+def read_result(round_dir: Path) -> RoundRecord:
     """A round's result.json; a damaged one names itself and how to recover."""
     round_dir = Path(round_dir)
     where = f"{round_dir.parent.name}/{round_dir.name}"
     try:
-        return check_round(read_json(round_dir / "result.json"), "result")
+        return check_round(read_json(round_dir / RESULT), "result")
     except (StoreError, SchemaError) as exc:
         reason = str(exc).removeprefix("result.json is damaged: ")
         raise StoreError(f"{where}/result.json is damaged ({reason}); delete {where} and resume to retrain "
                          "that round") from None
 
 
-def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def read_evals(round_dir: Path) -> list[EvalPoint]:
+    """A round's evals.json, every point type-checked (check_evals)."""
+    round_dir = Path(round_dir)
+    where = f"{round_dir.parent.name}/{round_dir.name}/{EVALS}"
+    try:
+        return check_evals(read_json(round_dir / EVALS))
+    except (StoreError, SchemaError) as exc:
+        raise StoreError(f"{where} is damaged ({str(exc).removeprefix(f'{EVALS} is damaged: ')})") from None
+
+
+def read_group(folder: Path | str) -> Group:
+    """A sweep's group.json (check_group): a runs list of {"run_dir", "swept"} and an axes table;
+    an entry without "swept" gets an empty one."""
+    try:
+        group = check_group(read_json(Path(folder) / GROUP))
+    except SchemaError as exc:
+        raise StoreError(f"{GROUP} is damaged: {exc}") from None
+    for entry in group["runs"]:
+        entry.setdefault("swept", {})
+    return group
+
+
+def read_events(run_dir: Path, offset: int = 0) -> tuple[list[Event], int]:
     """Events appended since byte `offset`, and the offset to continue from.
 
     A last line without its newline is still being written: it is left for the next call.
     Damaged lines are skipped rather than stopping the reader.
     """
-    path = Path(run_dir) / "events.jsonl"
+    path = RunLayout(run_dir).events
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # missing, or a symlink that is not followed
@@ -246,11 +272,11 @@ def read_events(run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], i
     return events, offset + end + 1
 
 
-def read_lmc(run_dir: Path | str) -> list[dict[str, Any]]:
+def read_lmc(run_dir: Path | str) -> list[LmcRecord]:
     """Every stored LMC result of a run (lmc.json and lmc-k<K>.json of every round), in order
     of trial, round and rewind point (the round-start one first); damaged files are skipped."""
     found = []
-    for path in sorted(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
+    for path in RunLayout(run_dir).lmc_files():
         try:
             record = read_json(path)
         except StoreError:
@@ -260,6 +286,18 @@ def read_lmc(run_dir: Path | str) -> list[dict[str, Any]]:
             found.append(record)
     key = lambda rec: (rec.get("trial", 0), rec.get("round", 0), -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
     return sorted(found, key=key)
+
+
+def read_successive(run_dir: Path | str) -> list[SuccessiveRecord]:
+    """Every successive.json of a run that check_successive accepts, by (trial, round); a damaged
+    or malformed one is skipped like a damaged LMC file."""
+    found = []
+    for path in RunLayout(run_dir).successive_files():
+        try:
+            found.append(check_successive(read_json(path)))
+        except (StoreError, SchemaError):
+            continue
+    return sorted(found, key=lambda rec: (rec.get("trial", 0), rec["round"]))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -294,7 +332,7 @@ def load_tensors_like(path: Path, like: dict[str, torch.Tensor]) -> dict[str, to
 def _where(path: Path) -> str:
     """A run-store file named with its trial/round folders, so a message says which one."""
     parts = Path(path).parts
-    tail = [p for p in parts[-3:-1] if p.startswith(("trial-", "round-"))]
+    tail = [p for p in parts[-3:-1] if parse_trial(p) is not None or parse_round(p) is not None]
     return "/".join([*tail, parts[-1]])
 
 
@@ -313,7 +351,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
         raise
 
 
-CHECKPOINT_FILES = ("checkpoint.safetensors", "checkpoint.json")
+CHECKPOINT_FILES = (CHECKPOINT, CHECKPOINT_META)
 
 
 def save_checkpoint(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -368,8 +406,9 @@ class RunWriter:
 
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
+        self.layout = RunLayout(self.dir)
         try:
-            fd = os.open(self.dir / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(self.layout.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise StoreError(f"events.jsonl cannot be opened for writing ({exc.strerror}); is it a symlink?") from None
         self._events = os.fdopen(fd, "a", encoding="utf-8")
@@ -378,7 +417,7 @@ class RunWriter:
     def close(self) -> None:
         self._events.close()
 
-    def event(self, event: str, **fields: Any) -> dict[str, Any]:
+    def event(self, event: str, **fields: Any) -> Event:
         """Appends one line; a NaN or infinity never reaches the file (an eval's is divergence)."""
         bad = find_non_finite(fields)
         if bad is not None:
@@ -389,7 +428,7 @@ class RunWriter:
                                "lower train.lr")
             raise Diverged(f"{event} of round {fields.get('round')} of trial {fields.get('trial')} has a non-finite {bad}; "
                            "lower train.lr")
-        record = {"event": event, "time": time.time(), **fields}
+        record = cast(Event, {"event": event, "time": time.time(), **fields})
         self._events.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
         self._events.flush()
         return record
@@ -397,25 +436,25 @@ class RunWriter:
     def status(self, **fields: Any) -> None:
         with self._status_lock:
             try:
-                current = read_json(self.dir / "status.json")
+                current = read_json(self.layout.status)
             except StoreError:
                 current = {}
             if not isinstance(current, dict):
                 current = {}
             current.update(fields, updated=time.time())
-            write_json_atomic(self.dir / "status.json", current)
+            write_json_atomic(self.layout.status, current)
 
-    def summary(self, summary: dict[str, Any]) -> None:
-        write_json_atomic(self.dir / "summary.json", summary)
+    def summary(self, summary: Summary) -> None:
+        write_json_atomic(self.layout.summary, summary)
 
     def trial_dir(self, trial: int) -> Path:
-        return self.dir / f"trial-{trial}"
+        return self.layout.trial_dir(trial)
 
     def round_dir(self, trial: int, round_: int) -> Path:
-        return self.trial_dir(trial) / f"round-{round_}"
+        return self.layout.round_dir(trial, round_)
 
 
-def holder_alive(status: dict[str, Any]) -> bool:
+def holder_alive(status: Status) -> bool:
     """Whether the process a status names is there: its runner, or while queued, its sweep.
 
     On this host the pid must be alive and (when recorded) have the runner's start time; on
@@ -433,7 +472,10 @@ def remove_stale_temps(run_dir: Path) -> int:
     A temp file of a live process (its pid is in the name) other than this one is left alone.
     """
     removed = 0
-    for path in [Path(run_dir), *Path(run_dir).glob("trial-*"), *Path(run_dir).glob("trial-*/round-*")]:
+    layout = RunLayout(run_dir)
+    trials = [layout.trial_dir(t) for t in layout.trials_on_disk()]
+    rounds = [d for t in layout.trials_on_disk() for _, d in layout.rounds_on_disk(t)]
+    for path in [layout.dir, *trials, *rounds]:
         if path.is_symlink() or not path.is_dir():
             continue
         for item in path.iterdir():
@@ -498,7 +540,7 @@ def run_info(run_dir: Path) -> RunInfo:
     info.created = float(status.get("created") or 0.0)
     info.state, note = shown_state(status)
     info.error = note or info.error
-    if (run_dir / "summary.json").exists():
+    if RunLayout(run_dir).summary.exists():
         try:
             summary = read_summary(run_dir)
         except StoreError as exc:
@@ -511,14 +553,14 @@ def run_info(run_dir: Path) -> RunInfo:
     return info
 
 
-def headline_accuracy(point: dict[str, Any]) -> float | None:
+def headline_accuracy(point: CurvePoint) -> float | None:
     """A curve point's mean test accuracy at early stop, or its final one when the run held
     nothing out to early-stop on (data.val_size = 0: the early-stop figures are null)."""
     value = point.get("test_accuracy_mean")
     return point.get("test_accuracy_final_mean") if value is None else value
 
 
-def best_point(summary: dict[str, Any]) -> tuple[float, float] | None:
+def best_point(summary: Summary) -> tuple[float, float] | None:
     """(best headline_accuracy, its weights remaining) over the curve."""
     points = [p for p in summary.get("curve", []) if headline_accuracy(p) is not None]
     if not points:
@@ -532,20 +574,10 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     if not runs_dir.is_dir():
         return []
-    infos = [run_info(p) for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and _looks_like_run(p)]
+    infos = [run_info(p) for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and RunLayout(p).looks_like_run()]
     return sorted(infos, key=lambda i: i.run_id, reverse=True)
 
 
-def _looks_like_run(path: Path) -> bool:
-    return any((path / name).exists() for name in ("config.toml", "status.json", "events.jsonl", "summary.json"))
-
-
 def iter_round_dirs(run_dir: Path, trial: int) -> Iterator[tuple[int, Path]]:
-    """(round, dir) for the rounds present on disk, in order."""
-    base = Path(run_dir) / f"trial-{trial}"
-    found = []
-    if base.is_dir():
-        for p in base.iterdir():
-            if p.name.startswith("round-") and p.name[6:].isdigit():
-                found.append((int(p.name[6:]), p))
-    yield from sorted(found)
+    """(round, dir) for the rounds present on disk, in order (RunLayout.rounds_on_disk)."""
+    return RunLayout(run_dir).rounds_on_disk(trial)

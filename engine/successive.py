@@ -41,7 +41,7 @@ import copy
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -49,13 +49,15 @@ from torch import nn
 from engine.config import ConfigError
 from engine.datasets import Dataset
 from engine.lmc import barrier, batchnorm_examples, error_curve
-from engine.store import RunWriter, StoreError, load_tensors, read_json, write_json_atomic
+from engine.layout import FINAL, MASK, RESULT, START, SUCCESSIVE, RunLayout
+from engine.records import SuccessiveRecord
+from engine.store import RunWriter, StoreError, load_tensors, read_result, read_summary, write_json_atomic
 from engine.training import Cancelled, generator
 
 __all__ = ["FILE", "ROUND_FIELDS", "TRAIN_EXAMPLES_OFF_DEVICE", "angular_distance", "connectivity", "project", "round_fields",
            "round_successive", "run_successive", "solution_distance"]
 
-FILE = "successive.json"
+FILE = SUCCESSIVE  # engine.layout's name, kept here for the module's readers
 TRAIN_EXAMPLES_OFF_DEVICE = 10000
 # result.json keys taken from a successive.json record (flat, so summary.json's curve and the
 # CSV export carry them like lmc_barrier).
@@ -155,7 +157,7 @@ def connectivity(model: nn.Module, data: Dataset, previous: tuple[Tensors, Tenso
             "seconds": time.perf_counter() - started}
 
 
-def round_fields(record: dict[str, Any]) -> dict[str, Any]:
+def round_fields(record: SuccessiveRecord) -> dict[str, Any]:
     """The ROUND_FIELDS of a successive.json record (what result.json carries)."""
     proj, unproj, dist = record["projected"], record["unprojected"], record["distance_from_rewind"]
     return {"successive_barrier": proj["barrier"], "successive_barrier_train": proj["barrier_train"],
@@ -166,10 +168,10 @@ def round_fields(record: dict[str, Any]) -> dict[str, Any]:
             "rewind_distance_previous": dist["previous"]["l2"]}
 
 
-def _write(round_dir: Path, trial: int, round_: int, record: dict[str, Any]) -> dict[str, Any]:
-    record = {"trial": trial, "round": round_, "previous_round": round_ - 1, **record}
-    write_json_atomic(Path(round_dir) / FILE, record)
-    return record
+def _write(round_dir: Path, trial: int, round_: int, record: dict[str, Any]) -> SuccessiveRecord:
+    full: dict[str, Any] = {"trial": trial, "round": round_, "previous_round": round_ - 1, **record}
+    write_json_atomic(Path(round_dir) / FILE, full)
+    return cast(SuccessiveRecord, full)
 
 
 def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +180,7 @@ def _event_fields(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def round_successive(run: Any, t: int, r: int, previous: tuple[Tensors, Tensors], current: tuple[Tensors, Tensors],
-                     masks: dict[str, torch.Tensor], model: nn.Module) -> dict[str, Any]:
+                     masks: dict[str, torch.Tensor], model: nn.Module) -> SuccessiveRecord:
     """The per-round option of IMP (`analysis.successive = true`), called by the runner once
     round r (>= 1) has its final weights: writes successive.json and a `successive` event and
     returns the record."""
@@ -189,12 +191,12 @@ def round_successive(run: Any, t: int, r: int, previous: tuple[Tensors, Tensors]
 
 
 def _round_tensors(round_dir: Path) -> tuple[Tensors, Tensors]:
-    return load_tensors(round_dir / "start.safetensors"), load_tensors(round_dir / "final.safetensors")
+    return load_tensors(round_dir / START), load_tensors(round_dir / FINAL)
 
 
 def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Dataset | None = None,
                    should_stop: Callable[[], bool] | None = None,
-                   on_round: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                   on_round: Callable[[SuccessiveRecord], None] | None = None) -> list[SuccessiveRecord]:
     """`lth-tui lmc RUN_DIR --successive [--trial T]`: the successive-round figures of every
     finished round r >= 1 of a stored run (every trial, or trial T).
 
@@ -220,31 +222,32 @@ def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Datas
                         hidden=config.model.hidden, init=config.model.init, generator=generator(config.seed, "init"),
                         **model_options(config))
     records = []
+    layout = RunLayout(run_dir)
     writer = RunWriter(run_dir)
     try:
         for t in ([trial] if trial is not None else range(config.trials)):
             for r in range(1, total_rounds(config)):
-                prev_dir, round_dir = run_dir / f"trial-{t}" / f"round-{r - 1}", run_dir / f"trial-{t}" / f"round-{r}"
-                if not all((d / name).is_file() for d in (prev_dir, round_dir)
-                           for name in ("result.json", "start.safetensors", "final.safetensors", "mask.safetensors")):
+                prev_dir, round_dir = layout.round_dir(t, r - 1), layout.round_dir(t, r)
+                if not all((d / name).is_file() for d in (prev_dir, round_dir) for name in (RESULT, START, FINAL, MASK)):
                     continue
                 if should_stop is not None and should_stop():
                     raise Cancelled(f"stopped before trial {t} round {r}")
-                masks = {n: m.bool() for n, m in load_tensors(round_dir / "mask.safetensors").items()}
+                masks = {n: m.bool() for n, m in load_tensors(round_dir / MASK).items()}
                 record = connectivity(model, data, _round_tensors(prev_dir), _round_tensors(round_dir), masks,
                                       config.analysis.lmc_points)
                 record = _write(round_dir, t, r, record)
-                result = read_json(round_dir / "result.json")
-                if not isinstance(result, dict):
-                    raise StoreError(f"{round_dir / 'result.json'} is not a round record")
-                write_json_atomic(round_dir / "result.json", {**result, **round_fields(record)})
+                result = read_result(round_dir)  # checked: a damaged record names itself (StoreError)
+                write_json_atomic(round_dir / RESULT, {**result, **round_fields(record)})
                 writer.event("successive", **_event_fields(record))
                 records.append(record)
                 if on_round is not None:
                     on_round(record)
     finally:
-        if (run_dir / "summary.json").is_file():
-            state = read_json(run_dir / "summary.json").get("state", "done")
+        if layout.summary.is_file():
+            try:
+                state = read_summary(run_dir).get("state") or "done"
+            except StoreError:  # rebuilt from the result files all the same
+                state = "done"
             writer.summary(build_summary(run_dir, config, state))
         writer.close()
     return records

@@ -57,9 +57,9 @@ class Ticket:
 
 
 def _round_dirs(run_dir: Path, trial: int) -> dict[int, Path]:
-    from engine.store import iter_round_dirs
+    from engine.layout import RunLayout
 
-    return dict(iter_round_dirs(run_dir, trial))
+    return dict(RunLayout(run_dir).rounds_on_disk(trial))
 
 
 def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, round_: int | None = None,
@@ -73,7 +73,8 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
     the pure subnetwork, not the frozen-weight network it trained.
     """
     from engine.datasets import DATASETS
-    from engine.store import StoreError, load_tensors, read_config, read_json
+    from engine.layout import FINAL, MASK, START
+    from engine.store import StoreError, load_tensors, read_config, read_result
 
     run_dir = Path(run_dir)
     if weights not in WEIGHTS:
@@ -85,9 +86,9 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
                           "export --weights final (its effective weights w·m·scale)")
     if trial < 0 or trial >= config.trials:
         raise TicketError(f"--trial {trial} is out of range: the run has trials 0..{config.trials - 1}")
-    wanted = "final.safetensors" if weights == "final" else "start.safetensors"
+    wanted = FINAL if weights == "final" else START
     rounds = {r: d for r, d in _round_dirs(run_dir, trial).items()
-              if (d / wanted).is_file() and (d / "mask.safetensors").is_file()}
+              if (d / wanted).is_file() and (d / MASK).is_file()}
     if not rounds:
         raise TicketError(f"trial {trial} has no round with {wanted} and mask.safetensors yet")
     if round_ is None:
@@ -101,7 +102,7 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
     skeleton = _skeleton(model, str(run_dir))
     try:
         state = load_tensors(rdir / wanted)
-        stored_masks = load_tensors(rdir / "mask.safetensors")
+        stored_masks = load_tensors(rdir / MASK)
     except StoreError as exc:
         raise TicketError(f"{rdir}: {exc}") from None
     _check_state(state, skeleton, f"{rdir / wanted}")
@@ -110,13 +111,13 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
     for name in kinds:
         mask = stored_masks.get(name)
         if mask is None or tuple(mask.shape) != tuple(state[name].shape):
-            raise TicketError(f"{rdir / 'mask.safetensors'}: no mask of shape {tuple(state[name].shape)} for {name}")
+            raise TicketError(f"{rdir / MASK}: no mask of shape {tuple(state[name].shape)} for {name}")
         masks[name] = mask.bool()
     pruned = dict(state)
     for name, mask in masks.items():
         pruned[name] = torch.where(mask, state[name], torch.zeros((), dtype=state[name].dtype))
     try:
-        result = read_json(rdir / "result.json")
+        result = read_result(rdir)
     except StoreError:
         result = {}
     source = {"run_id": run_dir.name, "trial": trial, "round": round_, "weights": weights, "experiment": experiment,

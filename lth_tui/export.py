@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.store import headline_accuracy, read_config, read_status, read_summary
+from engine.layout import RunLayout, export_file
+from engine.records import CurvePoint, LmcRecord, RoundRecord, mean_std
+from engine.store import headline_accuracy, read_config, read_status, read_successive, read_summary
 from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
-from lth_tui.stability import read_successive, stability_markdown, successive_markdown
+from lth_tui.stability import stability_markdown, successive_markdown
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
@@ -59,7 +61,8 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f}"
 
 
-def _mean_std(point: dict[str, Any], key: str, pct: bool = True) -> str:
+def _point_pm(point: CurvePoint, key: str, pct: bool = True) -> str:
+    """A curve point's stored `<key>_mean` ± `<key>_std` (summary.json's vocabulary), as a cell."""
     mean, std = point.get(f"{key}_mean"), point.get(f"{key}_std", 0.0)
     if mean is None:
         return "–"
@@ -104,12 +107,12 @@ def to_markdown(run_dir: Path) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if masks_trained else "") + "---:|",
     ]
     for point in summary.get("curve", []):
-        extra = (f" {_mean_std(point, 'expected_mask_accuracy')} | {_mean_std(point, 'sampled_mask_accuracy')} |"
+        extra = (f" {_point_pm(point, 'expected_mask_accuracy')} | {_point_pm(point, 'sampled_mask_accuracy')} |"
                  if masks_trained else "")
         lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | {_pct(point.get('weights_nonzero'))} | "
-                     f"{_mean_std(point, 'test_accuracy')} | {_mean_std(point, 'test_accuracy_final')} | "
-                     f"{_mean_std(point, 'test_accuracy_best')} | {_mean_std(point, 'early_stop_iteration', pct=False)} | "
-                     f"{_mean_std(point, 'supermask_accuracy')} |{extra} {point['n']} |")
+                     f"{_point_pm(point, 'test_accuracy')} | {_point_pm(point, 'test_accuracy_final')} | "
+                     f"{_point_pm(point, 'test_accuracy_best')} | {_point_pm(point, 'early_stop_iteration', pct=False)} | "
+                     f"{_point_pm(point, 'supermask_accuracy')} |{extra} {point['n']} |")
     first_trial = summary["trials"][0]["rounds"] if summary["trials"] else []
     if first_trial:
         layers = list(first_trial[0]["layers"])
@@ -132,32 +135,23 @@ def to_markdown(run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_lmc_records(run_dir: Path) -> list[dict[str, Any]]:
+def read_lmc_records(run_dir: Path) -> list[LmcRecord]:
     """Every stored LMC result of the run (engine.store.read_lmc), [] when it has none."""
-    if not any(Path(run_dir).glob("trial-*/round-*/lmc*.json")):
+    if not RunLayout(run_dir).lmc_files():
         return []
     from engine.store import read_lmc
 
     return read_lmc(run_dir)
 
 
-def _stats(values: list[float]) -> tuple[float, float, int]:
-    import statistics
-
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), 0.0, 0
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0), len(values)
-
-
-def _pm(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
-    mean, std, n = _stats(values)
-    if n == 0:
+def _pm(values: list[float | None], scale: float = 100.0, digits: int = 2) -> str:
+    mean, std, n = mean_std(values)
+    if mean is None or std is None:
         return "–"
     return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}" if n > 1 else f"{scale * mean:.{digits}f}"
 
 
-def lmc_table(records: list[dict[str, Any]], own_k: int | None = None) -> list[dict[str, Any]]:
+def lmc_table(records: list[LmcRecord], own_k: int | None = None) -> list[dict[str, Any]]:
     """LMC results grouped by (round, rewind point) over trials: [{"round", "rewind_iteration",
     "barriers", "stable", "error_a", "error_b", "n"}], the round-start group first in a round."""
     groups: dict[tuple[int, int], dict[str, Any]] = {}
@@ -261,7 +255,7 @@ def to_json(run_dir: Path) -> str:
     successive = read_successive(run_dir)
     if successive:
         summary["successive"] = successive
-    if any(Path(run_dir).glob("trial-*/round-*/mask.safetensors")):
+    if RunLayout(run_dir).masks_on_disk():
         try:
             from engine.overlap import run_overlaps
 
@@ -271,7 +265,7 @@ def to_json(run_dir: Path) -> str:
     return json.dumps(finite(summary), indent=1, allow_nan=False) + "\n"
 
 
-def _optional_columns(records: list[dict[str, Any]]) -> list[str]:
+def _optional_columns(records: list[RoundRecord]) -> list[str]:
     return [c for c in OPTIONAL_COLUMNS if any(rec.get(c) is not None for rec in records)]
 
 
@@ -375,11 +369,11 @@ def export(run_dir: Path, fmt: str, output: Path | None = None, overwrite: bool 
     if fmt == "png":
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
-        target = check_export_target(Path(output) if output else run_dir / "export.png")
+        target = check_export_target(Path(output) if output else export_file(run_dir, "png"))
         refuse_overwrite(target, overwrite)
         to_png([run_dir], target)
         return target
-    target = None if str(output) == "-" else check_export_target(Path(output) if output else run_dir / f"export.{fmt}")
+    target = None if str(output) == "-" else check_export_target(Path(output) if output else export_file(run_dir, fmt))
     if target is not None:
         refuse_overwrite(target, overwrite)
     text = {"md": to_markdown, "json": to_json, "csv": to_csv}[fmt](run_dir)
@@ -436,8 +430,8 @@ def side_by_side_markdown(group: dict[str, Any]) -> str:
         if curve:
             best = max(curve, key=lambda p: headline_accuracy(p) or 0.0)
             last = curve[-1]
-            figures = (f"{_mean_std(best, 'test_accuracy')} | {_pct(best['weights_remaining'])} | "
-                       f"{_mean_std(last, 'test_accuracy')} | {_pct(last['weights_remaining'])}")
+            figures = (f"{_point_pm(best, 'test_accuracy')} | {_pct(best['weights_remaining'])} | "
+                       f"{_point_pm(last, 'test_accuracy')} | {_pct(last['weights_remaining'])}")
         else:
             figures = "– | – | – | –"
         lines.append(f"| {md_text(run_dir.name)} | {values} | {md_text(state)} | {figures} |")
@@ -450,7 +444,7 @@ def side_by_side_markdown(group: dict[str, Any]) -> str:
             cells = []
             for _, _, summary, _ in entries:
                 point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
-                cells.append("–" if point is None else f"{_mean_std(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
+                cells.append("–" if point is None else f"{_point_pm(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
     lines += stability_markdown([(entry, summary) for entry, _, summary, _ in entries])
     lines += _group_overlap_markdown([(run_dir, _run_label(entry)) for entry, run_dir, _, _ in entries])
@@ -465,7 +459,7 @@ def group_overlap(run_dirs: list[Path]) -> dict[str, Any] | None:
 
     common: set[int] | None = None
     for run_dir in run_dirs:
-        rounds = {r for r, d in iter_round_dirs(run_dir, 0) if (d / "mask.safetensors").is_file()}
+        rounds = {r for r, _ in iter_round_dirs(run_dir, 0) if RunLayout(run_dir).mask(0, r).is_file()}
         common = rounds if common is None else common & rounds
     if not common:
         return None
@@ -546,11 +540,11 @@ def export_group(folder: Path, fmt: str, output: Path | str | None = None, overw
     if fmt == "png":
         if str(output) == "-":
             raise ExportError("png cannot be written to standard output; give -o FILE.png")
-        target = check_export_target(Path(output) if output else folder / "export.png")
+        target = check_export_target(Path(output) if output else export_file(folder, "png"))
         refuse_overwrite(target, overwrite)
         to_png([Path(e["run_dir"]) for e in read_group(folder)["runs"]], target)
         return target
-    target = None if str(output) == "-" else check_export_target(Path(output) if output else folder / f"export.{fmt}")
+    target = None if str(output) == "-" else check_export_target(Path(output) if output else export_file(folder, fmt))
     if target is not None:
         refuse_overwrite(target, overwrite)
     text = {"md": group_markdown, "json": lambda f: _group_json(f, group_json), "csv": group_csv}[fmt](folder)

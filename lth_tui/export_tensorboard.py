@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.experiments import experiment_of
-from engine.store import StoreError, iter_round_dirs, read_config, read_events, read_json, read_summary
+from engine.layout import RunLayout, round_name, trial_name
+from engine.records import CurvePoint, EvalPoint, RoundRecord, Summary
+from engine.store import StoreError, iter_round_dirs, read_bytes, read_config, read_evals, read_events, read_summary
 from lth_tui.export import ExportError
 
 EVAL_TAGS = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy",
@@ -50,21 +52,20 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _round_evals(run_dir: Path) -> dict[tuple[int, int], list[dict[str, Any]]]:
-    """(trial, round) -> evaluations: evals.json of finished rounds, eval events of the round in progress."""
-    out: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    config = read_config(run_dir)
+def _round_evals(run_dir: Path) -> dict[tuple[int, int], list[EvalPoint]]:
+    """(trial, round) -> evaluations: evals.json of finished rounds (checked: engine.store.read_evals),
+    eval events of the round in progress."""
+    out: dict[tuple[int, int], list[EvalPoint]] = {}
+    config, layout = read_config(run_dir), RunLayout(run_dir)
     for t in range(config.trials):
-        for r, rdir in iter_round_dirs(run_dir, t):
-            if (rdir / "evals.json").is_file():
-                evals = read_json(rdir / "evals.json")
-                if isinstance(evals, list):
-                    out[(t, r)] = [e for e in evals if isinstance(e, dict)]
+        for r, _ in iter_round_dirs(run_dir, t):
+            if layout.evals(t, r).is_file():
+                out[(t, r)] = read_evals(layout.round_dir(t, r))
     try:
         events, _ = read_events(run_dir)
     except StoreError:
         events = []
-    live: dict[tuple[int, int], dict[int, dict[str, Any]]] = {}
+    live: dict[tuple[int, int], dict[int, EvalPoint]] = {}
     for event in events:
         if event.get("event") != "eval" or not isinstance(event.get("trial"), int) or not isinstance(event.get("round"), int):
             continue
@@ -76,7 +77,7 @@ def _round_evals(run_dir: Path) -> dict[tuple[int, int], list[dict[str, Any]]]:
     return out
 
 
-def _write_curves(writer: Any, records: list[dict[str, Any]], mean: bool) -> None:
+def _write_curves(writer: Any, records: list[CurvePoint] | list[RoundRecord], mean: bool) -> None:
     """Sparsity-curve scalars from summary curve points (mean=True) or one trial's round records."""
     for rec in records:
         remaining = _number(rec.get("weights_remaining"))
@@ -108,7 +109,7 @@ def hparam_value(value: Any) -> str | float | bool:
     return str(value)
 
 
-def _run_metrics(summary: dict[str, Any]) -> dict[str, float]:
+def _run_metrics(summary: Summary) -> dict[str, float]:
     curve = [p for p in summary.get("curve", []) if _number(p.get("test_accuracy_mean")) is not None]
     if not curve:
         return {}
@@ -125,10 +126,10 @@ def _write_run(run_dir: Path, target: Path, swept: dict[str, Any] | None) -> Non
     from tensorboardX.summary import hparams
 
     summary = read_summary(run_dir)
-    config_text = (run_dir / "config.toml").read_text(encoding="utf-8", errors="replace")[:100_000]
+    config_text = read_bytes(RunLayout(run_dir).config).decode("utf-8", errors="replace")[:100_000]
     mask_training = experiment_of(read_config(run_dir)).mask_training
     for (t, r), evals in sorted(_round_evals(run_dir).items()):
-        with SummaryWriter(str(target / f"trial-{t}" / f"round-{r}"), flush_secs=3600) as writer:
+        with SummaryWriter(str(target / trial_name(t) / round_name(r)), flush_secs=3600) as writer:
             for point in evals:
                 step = point.get("global_iteration") if mask_training else point.get("iteration")
                 if not isinstance(step, int):
@@ -143,7 +144,7 @@ def _write_run(run_dir: Path, target: Path, swept: dict[str, Any] | None) -> Non
     trials = summary.get("trials", [])
     if len(trials) > 1:
         for t, trial in enumerate(trials):
-            with SummaryWriter(str(target / f"trial-{t}" / "sparsity"), flush_secs=3600) as writer:
+            with SummaryWriter(str(target / trial_name(t) / "sparsity"), flush_secs=3600) as writer:
                 _write_curves(writer, [rec for rec in trial.get("rounds", []) if isinstance(rec, dict)], mean=False)
     if swept is not None:
         metrics = _run_metrics(summary)

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.layout import RunLayout
 from engine.process import liveness
+from engine.records import Status
 from engine.store import StoreError, read_config, read_events, read_status, read_summary
 
 from lth_tui.messages import RunEvents, RunOpened, RunStatus
@@ -26,7 +28,7 @@ STATUS_EVERY = 5  # polls between status.json reads (about once a second)
 MAX_BATCH = 2000  # events per message, so a long finished run is replayed in digestible pieces
 
 
-def runner_alive(status: dict[str, Any] | None, grace: bool = True) -> bool:
+def runner_alive(status: Status | None, grace: bool = True) -> bool:
     """Whether the status names a live runner process: on this host the recorded pid and start
     time, on any host a fresh heartbeat (engine.process.liveness); a "lost" run is not live.
 
@@ -90,7 +92,7 @@ class RunFollower(threading.Thread):
             status = read_status(self.run_dir)
         except StoreError as exc:
             errors.append(str(exc))
-        if (self.run_dir / "summary.json").exists():
+        if RunLayout(self.run_dir).summary.exists():
             try:
                 summary = read_summary(self.run_dir)
             except StoreError as exc:

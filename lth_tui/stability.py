@@ -15,51 +15,17 @@ Everything here is a pure function of JSON files; a damaged file is skipped, nev
 
 from __future__ import annotations
 
-import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
+from engine.records import MeanStd, SuccessiveRecord, mean_std
+from engine.schema import is_number as _number
+from engine.store import read_successive
 from lth_tui.untrusted import md_text, one_line
 
-SUCCESSIVE_FILE = "successive.json"  # engine.successive.FILE, named here so readers need no torch
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _valid(record: Any) -> bool:
-    if not isinstance(record, dict) or not isinstance(record.get("round"), int) or not _number(record.get("weights_remaining")):
-        return False
-    for name in ("projected", "unprojected"):
-        path = record.get(name)
-        if not isinstance(path, dict) or not _number(path.get("barrier")) or not _number(path.get("l2")):
-            return False
-        if not isinstance(path.get("curve"), list):
-            return False
-    return True
-
-
-def read_successive(run_dir: Path | str) -> list[dict[str, Any]]:
-    """Every valid successive.json of a run, by (trial, round); damaged files are skipped."""
-    found = []
-    for path in sorted(Path(run_dir).glob(f"trial-*/round-*/{SUCCESSIVE_FILE}")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if _valid(record):
-            found.append(record)
-    return sorted(found, key=lambda rec: (rec.get("trial", 0), rec["round"]))
-
-
-def mean_std(values: list[float]) -> tuple[float, float, int]:
-    values = [v for v in values if _number(v)]
-    if not values:
-        return float("nan"), 0.0, 0
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0), len(values)
+__all__ = ["SUCCESSIVE_FIGURES", "read_successive", "stability_markdown", "stability_study", "successive_markdown",
+           "successive_rounds"]
 
 
 # (figure, label, how to read it from a record, scale for display)
@@ -75,9 +41,10 @@ SUCCESSIVE_FIGURES = (
 )
 
 
-def successive_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per round, pooled over trials: {"round", "weights_remaining", "n", <figure>: (mean, std, n)}."""
-    by_round: dict[int, list[dict[str, Any]]] = {}
+def successive_rounds(records: list[SuccessiveRecord]) -> list[dict[str, Any]]:
+    """Per round, pooled over trials: {"round", "weights_remaining", "n", <figure>: MeanStd}
+    (engine.records.mean_std: (None, None, 0) where no trial has the figure)."""
+    by_round: dict[int, list[SuccessiveRecord]] = {}
     for rec in records:
         by_round.setdefault(rec["round"], []).append(rec)
     out = []
@@ -90,7 +57,7 @@ def successive_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _pm(stat: tuple[float, float, int], scale: float, digits: int) -> str:
+def _pm(stat: MeanStd, scale: float, digits: int) -> str:
     mean, std, n = stat
     if n == 0:
         return "–"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, ExperimentConfig, all_keys, apply_overrides, from_dict, parse_value, read_toml
-from engine.store import StoreError, read_json, write_json_atomic
+from engine.layout import GROUP, group_dir
+from engine.store import read_group, write_json_atomic  # read_group: group.json, checked (engine/schema.py)
 
 
 @dataclass(frozen=True)
@@ -77,44 +78,30 @@ def create_group(runs_dir: Path, preset: str, axes: list[SweepAxis]) -> tuple[st
     """A new group folder; the id reads like a run id."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     group_id = f"{stamp}-{preset}-sweep"
-    folder = Path(runs_dir) / "groups" / group_id
+    folder = group_dir(runs_dir, group_id)
     suffix = 1
     while folder.exists():
         suffix += 1
-        folder = Path(runs_dir) / "groups" / f"{group_id}-{suffix}"
+        folder = group_dir(runs_dir, f"{group_id}-{suffix}")
     folder.mkdir(parents=True)
-    write_json_atomic(folder / "group.json", {"group": folder.name, "preset": preset,
-                                              "axes": {a.key: list(a.values) for a in axes}, "runs": []})
+    write_json_atomic(folder / GROUP, {"group": folder.name, "preset": preset,
+                                       "axes": {a.key: list(a.values) for a in axes}, "runs": []})
     return folder.name, folder
 
 
 def add_run(folder: Path, run_dir: Path, swept: dict[str, Any]) -> None:
-    group = read_json(folder / "group.json")
+    group = read_group(folder)
     group["runs"].append({"run_dir": str(run_dir), "swept": swept})
-    write_json_atomic(folder / "group.json", group)
+    write_json_atomic(Path(folder) / GROUP, group)
 
 
 def find_group(name_or_path: str | Path, runs_dir: Path) -> Path | None:
     """A group folder from its id or path, or None when it is not a group."""
     candidate = Path(name_or_path)
-    for folder in (candidate, Path(runs_dir) / "groups" / str(name_or_path)):
-        if (folder / "group.json").is_file():
+    for folder in (candidate, group_dir(runs_dir, str(name_or_path))):
+        if (folder / GROUP).is_file():
             return folder
     return None
-
-
-def read_group(folder: Path) -> dict[str, Any]:
-    """group.json, checked: a runs list of {"run_dir": str, "swept": {...}} and an axes table."""
-    group = read_json(Path(folder) / "group.json")
-    if not isinstance(group, dict) or not isinstance(group.get("runs"), list):
-        raise StoreError("group.json is damaged: no runs list")
-    if not isinstance(group.get("axes", {}), dict) or not all(isinstance(v, list) for v in group.get("axes", {}).values()):
-        raise StoreError("group.json is damaged: axes must map keys to lists of values")
-    for i, entry in enumerate(group["runs"]):
-        if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}), dict)):
-            raise StoreError(f"group.json is damaged: runs[{i}] must be {{\"run_dir\": str, \"swept\": {{...}}}}")
-        entry.setdefault("swept", {})
-    return group
 
 
 def group_json(folder: Path) -> str:

@@ -3,7 +3,7 @@
 The task is only a custodian: the runner child (`python -m engine.runner RUN_DIR`) has its
 own CUDA context and its own SIGTERM path, writes everything to the run dir on the shared
 filesystem, and the task returns nothing but the run's end state. Imported by Ray workers,
-so it imports no torch (of the engine only `engine.process`, which is pure Python).
+so it imports no torch (of the engine only the run store's pure-Python modules and `engine.process`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.layout import RunLayout
 from engine.process import pid_start
+from engine.store import StoreError, read_bytes
 from lth_tui.backends.runfiles import (FINAL_STATES, open_runner_log, read_status_file, runner_command, runner_env,
                                        stop_child, update_status, wait_for_runner_exit)
 
@@ -52,7 +54,7 @@ def run_dir_task(run_dir: str, threads: int) -> str:
 
     path = Path(run_dir)
     host = socket.gethostname()
-    if not (path / "config.toml").is_file():
+    if not RunLayout(path).config.is_file():
         raise RunDirUnusable(f"node {host} cannot see {run_dir} (no config.toml there)")
     if not wait_for_runner_exit(path, PREVIOUS_RUNNER_WAIT):
         raise RunDirUnusable(f"a runner of {run_dir} is still alive on {host} after {PREVIOUS_RUNNER_WAIT:.0f} s")
@@ -83,8 +85,8 @@ def run_dir_task(run_dir: str, threads: int) -> str:
 
 def _log_tail(run_dir: Path) -> str:
     try:
-        lines = (run_dir / "runner.log").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        lines = read_bytes(RunLayout(run_dir).runner_log).decode("utf-8", errors="replace").splitlines()
+    except StoreError:
         return ""
     return ("; runner.log ends: " + " | ".join(lines[-LOG_TAIL_LINES:])) if lines else ""
 

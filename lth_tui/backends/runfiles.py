@@ -2,14 +2,13 @@
 
 A Ray worker runs this code on every node; importing torch there would cost seconds and
 hundreds of MB per worker for nothing, since the runner child imports it anyway. So this
-module reads and writes status.json with the standard library only, in the store's way:
-write a temp file, then rename (a reader sees the old file or the new one; a symlink in the
-run dir is replaced, never followed).
+module reads and writes status.json through engine.store's torch-free readers and writers:
+checked on reading (engine/schema.py), written to a temp file, then renamed (a reader sees the
+old file or the new one; a symlink in the run dir is replaced, never followed).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -18,17 +17,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.layout import RunLayout
+from engine.records import Status
+from engine.store import StoreError, read_bytes, read_json, read_status, write_json_atomic
+
 FINAL_STATES = ("done", "failed", "cancelled")
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def read_status_file(run_dir: Path) -> dict[str, Any]:
-    """status.json as a dict; {} when it is missing or damaged (callers decide what that means)."""
+def read_status_file(run_dir: Path) -> Status:
+    """status.json, checked (engine.store.read_status); {} when it is missing or damaged (callers
+    decide what that means)."""
     try:
-        status = json.loads((Path(run_dir) / "status.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return read_status(run_dir)
+    except StoreError:
         return {}
-    return status if isinstance(status, dict) else {}
 
 
 def update_status(run_dir: Path, **fields: Any) -> None:
@@ -37,15 +40,15 @@ def update_status(run_dir: Path, **fields: Any) -> None:
     Only called while no runner writes the file (before one starts, after it ended), so the
     read-modify-write cannot lose a runner's own update.
     """
-    path = Path(run_dir) / "status.json"
-    status = read_status_file(run_dir)
+    path = RunLayout(run_dir).status
+    try:  # merged as it is, like RunWriter.status: fields this version does not check are kept
+        status = read_json(path)
+    except StoreError:
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
     status.update(fields, updated=time.time())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(status, fh, indent=1, allow_nan=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, status)
 
 
 def runner_command(run_dir: Path) -> list[str]:
@@ -75,7 +78,7 @@ def is_runner_of(pid: Any, run_dir: Path) -> bool:
 
 def open_runner_log(run_dir: Path) -> Any:
     """runner.log opened for appending, never through a symlink planted in the run dir."""
-    fd = os.open(Path(run_dir) / "runner.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    fd = os.open(RunLayout(run_dir).runner_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     return os.fdopen(fd, "ab")
 
 
@@ -129,8 +132,8 @@ def wants_gpu(run_dir: Path) -> bool:
     import tomllib
 
     try:
-        device = tomllib.loads((Path(run_dir) / "config.toml").read_text(encoding="utf-8")).get("device", "auto")
-    except (OSError, ValueError):
+        device = tomllib.loads(read_bytes(RunLayout(run_dir).config).decode("utf-8")).get("device", "auto")
+    except (StoreError, UnicodeDecodeError, ValueError):
         return False
     return device in ("auto", "cuda")
 
