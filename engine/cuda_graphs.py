@@ -12,7 +12,7 @@ it, following torch's "whole-network capture" recipe (docs: notes/cuda.html#cuda
   schedule moves it is written in place, so a cosine schedule never re-captures.
 * The optimizer inside the graph. Adam runs with `capturable=True` (its step count lives on the
   device); SGD's fused kernel keeps no host state. Both are the fused kernels the eager step
-  uses (engine.training.optimizer_for). Between steps the param groups hold the eager values
+  uses (engine.optim.build_optimizer). Between steps the param groups hold the eager values
   (float lr, capturable as built), so checkpoints keep the eager format and resume either way.
 * Warm-up on a side stream. The first WARMUP_STEPS steps of a round run eagerly on the stream
   that then captures (cuBLAS handles, autograd and optimizer state are made there, outside the
@@ -24,7 +24,7 @@ it, following torch's "whole-network capture" recipe (docs: notes/cuda.html#cuda
   train.last_batch = "keep") runs the same body eagerly on the graph's gradient tensors.
 
 The body is one function, eager or captured: on a CPU `GraphedStep` (capture off) runs it
-eagerly, and tests compare that with engine.training.train_round's own step bit for bit.
+eagerly, and tests compare that with the eager step (engine.training.MaskedStep) bit for bit.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from engine.config import ConfigError, TrainConfig
+from engine.optim import add_weight_decay
 
 __all__ = ["WARMUP_STEPS", "GraphedStep", "check_device"]
 
@@ -117,13 +118,11 @@ class GraphedStep:
         return self.loss
 
     def _body(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The step itself, in engine.training.train_round's order; the gradients are None or
+        """The step itself, in engine.training.MaskedStep's order; the gradients are None or
         the graph's on entry, and the param groups hold the graph's settings (_settings)."""
         loss = self.loss_of(x, y)
         loss.backward()
-        if self.weight_decay:
-            with_grad = [p for p in self.params if p.grad is not None]
-            torch._foreach_add_([p.grad for p in with_grad], with_grad, alpha=self.weight_decay)
+        add_weight_decay(self.params, self.weight_decay)
         if self.grad_weights:  # MaskedParams.mask_gradients: pruned positions, decay included, to 0
             torch._foreach_mul_([w.grad for w in self.grad_weights], self.grad_masks)
         self.optimizer.step()  # pruned positions have gradient 0 and so do not move (MaskedParams)
