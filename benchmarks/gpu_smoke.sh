@@ -45,5 +45,9 @@ check learned-supermask "$PY" -m lth_tui.cli run supermask-mnist1d --device cuda
     --set supermask.rounds=2 --quiet
 check batched-sweep bash -c "'$PY' -m lth_tui.cli run digits-quick --device cuda --set train.iterations=300 --quiet \
     --sweep prune.criterion=large_final,random --sweep seed=0,1 | tee /dev/stderr | grep -q 'training 4 runs together'"
-echo "SKIP cuda-graphs (train.cuda_graphs is not built yet: issue 15, item 4)"
+# train.cuda_graphs: graphed vs eager IMP runs on this GPU (same masks, accuracies within tolerance), then its speed
+check cuda-graphs "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cuda_graphs.py
+check cuda-graphs-bench "$PY" benchmarks/bench_cuda_graphs.py --device cuda --iterations 200 --repeats 3
+check cuda-graphs-run "$PY" -m lth_tui.cli run digits-quick --device cuda --set train.cuda_graphs=true \
+    --set train.iterations=300 --quiet
 exit $failed

@@ -21,6 +21,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["masked_step", "prune_hooks", "dataloader", "imp_rounds", "app_overhead", "parallel_trials", "fast_paths",
            "startup", "threads", "sweep_batch"]
+# Run only with --device cuda (or --only): on a CPU they have nothing to measure.
+CUDA_SCRIPTS = ["cuda_graphs"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,13 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         argv, extra = argv[:cut], argv[cut + 1:]
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCRIPTS)}")
+    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SCRIPTS + CUDA_SCRIPTS)}")
     p.add_argument("-o", "--output", help="also write the tables to this Markdown file")
     args = p.parse_args(argv)
-    chosen = args.only.split(",") if args.only else SCRIPTS
-    unknown = [name for name in chosen if name not in SCRIPTS]
+    known = SCRIPTS + CUDA_SCRIPTS
+    chosen = args.only.split(",") if args.only else SCRIPTS + (CUDA_SCRIPTS if args.device.startswith("cuda") else [])
+    unknown = [name for name in chosen if name not in known]
     if unknown:
-        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(SCRIPTS)}")
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     env = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     header = (f"# lth-tui benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, device {args.device}, "
               f"{platform.node()}, python {platform.python_version()}\n")

@@ -76,15 +76,15 @@ def parallel_trials_active(config: ExperimentConfig, device: torch.device) -> bo
     """Whether the runner trains the trials of `config` together (config key parallel_trials).
 
     true / false are obeyed (validation refuses true where it cannot apply); "auto" batches
-    IMP runs of several trials of a small model on a GPU, without compile / channels-last
-    (single-trial fast paths) and without the LMC analysis (which trains its own copies).
+    IMP runs of several trials of a small model on a GPU, without compile / channels-last /
+    CUDA graphs (single-trial fast paths) and without the LMC analysis (which trains its own copies).
     """
     mode = config.parallel_trials
     if isinstance(mode, bool):
         return mode and config.experiment == "imp"
     return (torch.device(device).type == "cuda" and config.trials > 1 and config.experiment == "imp"
             and config.model.name in SMALL_MODELS and not config.train.compile
-            and not config.train.channels_last and not config.analysis.lmc)
+            and not config.train.channels_last and not config.train.cuda_graphs and not config.analysis.lmc)
 
 
 def default_strategy(model: nn.Module, device: torch.device) -> str:

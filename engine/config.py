@@ -31,7 +31,7 @@ SUPERMASK_WEIGHTS = ("init", "signed_constant")
 SCORE_INITS = ("kaiming-uniform", "magnitude")
 # Keys that describe the machine, not the experiment: they do not change the config hash.
 MACHINE_KEYS = ("device", "threads", "data.dir", "data.download", "parallel_trials", "train.compile",
-                "train.channels_last")
+                "train.channels_last", "train.cuda_graphs")
 # Keys added after runs were stored: left out of the config hash while they hold these values
 # (their defaults), so a config written before the key existed keeps its hash.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
@@ -129,6 +129,8 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     bf16: bool = False
+    # The whole masked training step as one CUDA graph, replayed every step (engine/cuda_graphs.py).
+    cuda_graphs: bool = False
 
     def lr_scale(self) -> float:
         """Factor between `lr` and the learning rate trained with: batch_size / lr_reference_batch
@@ -494,6 +496,7 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     _validate_count(config, source)
     _validate_mask_training(config, source)
     _validate_speed(config, source)
+    _validate_cuda_graphs(config, source)
 
 
 def _validate_count(config: ExperimentConfig, source: str) -> None:
@@ -531,6 +534,25 @@ def _validate_speed(config: ExperimentConfig, source: str) -> None:
             if config.get(key):
                 raise ConfigError(source, "parallel_trials", True,
                                   f"batched trials do not combine with {key} = true yet; set one of them to false")
+
+
+def _validate_cuda_graphs(config: ExperimentConfig, source: str) -> None:
+    """train.cuda_graphs: what a captured IMP step cannot be combined with (a CPU found at run
+    start is refused by engine/cuda_graphs.py)."""
+    if not config.train.cuda_graphs:
+        return
+    why = None
+    if config.device == "cpu":
+        why = "CUDA graphs need a CUDA device and device is \"cpu\"; use device = auto or cuda"
+    elif config.experiment != "imp":
+        why = (f"CUDA graphs capture the IMP training step; experiment {config.experiment!r} "
+               "trains masks in its own loop")
+    elif config.train.compile:
+        why = "torch.compile does not run inside a captured graph; set train.compile or train.cuda_graphs to false"
+    elif config.parallel_trials is True:
+        why = "batched trials are not captured; set parallel_trials = false or auto (auto trains the trials one by one)"
+    if why:
+        raise ConfigError(source, "train.cuda_graphs", True, why)
 
 
 def _validate_mask_training(config: ExperimentConfig, source: str) -> None:

@@ -14,7 +14,7 @@ the arithmetic of the training steps is shared, so
 
 Runs can train together when `batch_key` of their configs is equal: the same model, data,
 [train] config, schedule lengths and device, IMP without the LMC analysis or the single-run
-fast paths (compile, channels-last). `groups` splits a sweep's run dirs into such sets.
+fast paths (compile, channels-last, CUDA graphs). `groups` splits a sweep's run dirs into such sets.
 A run dir's result.json of a batched round carries `batched_seconds` and `batched_trials`
 (the pairs trained together), and its run_start event `batched_runs`.
 """
@@ -51,7 +51,8 @@ RunEventCallback = Callable[[Path, dict[str, Any]], None]
 def batchable(config: ExperimentConfig) -> bool:
     """Whether a run can train in a batch at all (what `engine.batched` supports)."""
     return (experiment_of(config).parallel_trials and config.parallel_trials is not False and config.model.name in SMALL_MODELS
-            and not config.train.compile and not config.train.channels_last and not config.analysis.lmc)
+            and not config.train.compile and not config.train.channels_last and not config.train.cuda_graphs
+            and not config.analysis.lmc)
 
 
 def batch_key(config: ExperimentConfig) -> tuple | None:

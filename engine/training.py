@@ -40,6 +40,7 @@ from engine.checkpoints import (
     write_round_checkpoint,
 )
 from engine.config import Schedule, TrainConfig
+from engine.cuda_graphs import GraphedStep, check_device
 from engine.datasets import Dataset
 from engine.feeding import Batches
 from engine.optim import add_weight_decay, build_optimizer, match_layout
@@ -313,9 +314,13 @@ class _ImpTask:
         n_train = len(data.train_x)
         self.batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
                                config.batch_size, job.schedule.iterations_per_epoch, device)
-        self.step = MaskedStep(lambda x, y: F.cross_entropy(forward(x), y), self.optimizer,
-                               [p for p in model.parameters() if p.requires_grad], config.weight_decay,
-                               self.masked.weights, self.masked.masks)
+        # train.cuda_graphs: the same step captured as one CUDA graph (engine/cuda_graphs.py)
+        if config.cuda_graphs:
+            check_device(config, device)
+        step_kind = GraphedStep if config.cuda_graphs else MaskedStep
+        self.step = step_kind(lambda x, y: F.cross_entropy(forward(x), y), self.optimizer,
+                              [p for p in model.parameters() if p.requires_grad], config.weight_decay,
+                              self.masked.weights, self.masked.masks)
 
     def resume(self) -> Progress:
         checkpoint = read_round_checkpoint(self.job.checkpoint_dir)
