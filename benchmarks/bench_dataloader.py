@@ -45,7 +45,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision import transforms
 
-from engine.datasets import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip
+from engine.dataset_files import CIFAR10_MEAN, CIFAR10_STD
+from engine.dataset_tensors import RandomCropFlip
 
 TARGET = 3.0
 HEADER = ["data, model", "DataLoader baseline", "ours", "train examples", "DataLoader steps/s", "ours steps/s",

@@ -38,7 +38,8 @@ def one(args, device, preset: str, shape: str, sizes: tuple[int, int, int], real
     config = from_dict(apply_overrides(raw, overrides), f"{preset} with benchmark overrides")
     data = harness.synthetic_dataset(shape, *sizes, device)
     if full.data.augment:
-        from engine.datasets import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip
+        from engine.dataset_files import CIFAR10_MEAN, CIFAR10_STD
+        from engine.dataset_tensors import RandomCropFlip
 
         data.augment = RandomCropFlip(padding=4, fill=tuple(-m / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)))
     walls, per_round = [], []
