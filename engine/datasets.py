@@ -60,16 +60,6 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "lth-tui" / "data"
 
 
-def validation_split(train_size: int, val_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val) into a training split of `train_size`, both sorted, disjoint.
-
-    A fixed generator (seed 0) picks the validation examples, so the split depends only on
-    the two sizes: every trial and every run of one dataset sees the same one.
-    """
-    perm = np.random.default_rng(VAL_SPLIT_SEED).permutation(train_size)
-    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
-
-
 def load_dataset(
     name: str,
     *,
