@@ -150,17 +150,18 @@ def test_bad_sweep_value_writes_nothing(tiny, tmp_path, capsys):
 def test_sweep_queues_its_later_runs_and_resume_respects_the_queue(tiny, tmp_path, capsys, monkeypatch):
     """A sequential sweep's runs wait as "queued" (not "interrupted": nobody may resume them
     behind the sweep's back); once the sweep is gone they are interrupted and resumable."""
-    import lth_tui.cli as cli
+    import lth_tui.cli_start as cli_start
     from engine.store import list_runs, run_info
+    from lth_tui.cli_contract import EXIT_INTERRUPTED
 
     runs = tmp_path / "runs"
     seen = {}
 
     def first_then_ctrl_c(run_dir, *args, **kwargs):
         seen.update({info.path: info.state for info in list_runs(runs)})
-        return cli.EXIT_INTERRUPTED  # as if Ctrl-C stopped the first run: the sweep stops
+        return EXIT_INTERRUPTED  # as if Ctrl-C stopped the first run: the sweep stops
 
-    monkeypatch.setattr(cli, "_execute_with_progress", first_then_ctrl_c)
+    monkeypatch.setattr(cli_start, "execute_with_progress", first_then_ctrl_c)
     assert main(["run", str(tiny), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random"]) == 130
     monkeypatch.undo()
     assert sorted(seen.values()) == ["queued", "queued"]  # neither had started when the first was handed over
