@@ -81,9 +81,11 @@ def main(argv=None) -> None:
             args.resnet_iterations),
     ]
     harness.table(f"4. end-to-end IMP rounds ({harness.machine(device)})",
-                  ["preset", "data (synthetic train/val/test)", "iterations / round", "rounds", "wall s", "rounds/min (as run)",
+                  ["preset", "data (synthetic train/val/test)", "iterations / round", "rounds", "wall s",
+                   "rounds/min (as run)",
                    "projected rounds/min (preset's iterations)", "projected min/round"],
-                  rows, ["engine.runner.execute in-process, run store written; 1 trial; schedule constant for the short runs",
+                  rows,
+                  ["engine.runner.execute in-process, run store written; 1 trial; schedule constant for the short runs",
                          "projection: measured seconds per round × preset iterations / iterations run",
                          "resnet20: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, crop+flip augmentation, global pruning"])
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.config_values import (LAYER_KINDS, AutoBool, AutoFloat, AutoInt, ConfigError, clip, coerce_value,
-                                  parse_value)
+from engine.config_values import LAYER_KINDS, AutoBool, AutoFloat, AutoInt, ConfigError, clip, coerce_value, parse_value
 from engine.steps import Step, as_config_value
 
 OPTIMIZERS = ("sgd", "adam")
@@ -145,7 +144,8 @@ class AnalysisConfig:
     lmc: bool = False                  # linear mode connectivity of two copies of each round's training
     lmc_points: int = 21               # interpolation points, both ends included
     lmc_stable_threshold: float = 0.02  # error barrier below this counts as stable (Frankle et al.: 2%)
-    successive: bool = False           # barrier and distances between round r-1's and round r's solutions (engine/successive.py)
+    # barrier and distances between round r-1's and round r's solutions (engine/successive.py)
+    successive: bool = False
 
 
 @dataclass
@@ -216,8 +216,18 @@ def _to_plain(obj: Any) -> Any:
 
 def choices() -> dict[str, tuple[str, ...]]:
     """Allowed names per key, from the registries' torch-free index (engine/catalog.py)."""
-    from engine.catalog import (BIAS_INITS, BN_INITS, COUNTS, CRITERIA, DATASETS, INIT_SCHEMES, MASK0_ACTIONS,
-                                MASK1_ACTIONS, MODELS, SCOPES)
+    from engine.catalog import (
+        BIAS_INITS,
+        BN_INITS,
+        COUNTS,
+        CRITERIA,
+        DATASETS,
+        INIT_SCHEMES,
+        MASK0_ACTIONS,
+        MASK1_ACTIONS,
+        MODELS,
+        SCOPES,
+    )
     from engine.experiments import EXPERIMENTS
 
     return {
@@ -363,8 +373,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if config.prune.rounds < 0:
         raise ConfigError(source, "prune.rounds", config.prune.rounds, "must be 0 or more")
     if config.prune.strategy == "oneshot" and config.prune.rounds < 1:
-        raise ConfigError(source, "prune.rounds", config.prune.rounds, "oneshot needs at least 1 (the iterative steps to prune to)")
-    if not config.model.hidden or any(not 1 <= h <= WIDTH_MAX for h in config.model.hidden) or len(config.model.hidden) > 1000:
+        raise ConfigError(source, "prune.rounds", config.prune.rounds,
+                          "oneshot needs at least 1 (the iterative steps to prune to)")
+    hidden = config.model.hidden
+    if not hidden or any(not 1 <= h <= WIDTH_MAX for h in hidden) or len(hidden) > 1000:
         raise ConfigError(source, "model.hidden", config.model.hidden[:10],
                           "a non-empty list of at most 1000 widths between 1 and 2^31-1")
     if config.model.residual and (config.model.name != "mlp"
@@ -382,12 +394,15 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if not 0 < config.train.gamma <= 1:
         raise ConfigError(source, "train.gamma", config.train.gamma, "must be in (0, 1]")
     if config.train.iterations.count < 1:
-        raise ConfigError(source, "train.iterations", as_config_value(config.train.iterations), "must be at least 1 iteration")
+        raise ConfigError(source, "train.iterations", as_config_value(config.train.iterations),
+                          "must be at least 1 iteration")
     if config.train.eval_every.count < 1:
-        raise ConfigError(source, "train.eval_every", as_config_value(config.train.eval_every), "must be at least 1 iteration")
+        raise ConfigError(source, "train.eval_every", as_config_value(config.train.eval_every),
+                          "must be at least 1 iteration")
     for kind, rate in config.prune.rate.items():
         if not 0 <= rate < 1:
-            raise ConfigError(source, f"prune.rate.{kind}", rate, "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
+            raise ConfigError(source, f"prune.rate.{kind}", rate,
+                              "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
     if config.prune.rounds > 0 and all(rate == 0 for rate in config.prune.rate.values()):
         raise ConfigError(source, "prune.rate", config.prune.rate, "at least one layer kind needs a rate above 0")
     _validate_count(config, source)
@@ -441,14 +456,16 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(source, "supermask.k", sm.k, "the fraction of each layer kept: 0 < k <= 1")
     if sm.rounds < 1:
         raise ConfigError(source, "supermask.rounds", sm.rounds, "must be at least 1")
-    if experiment_of(config).mask_training and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
+    iterations = config.train.iterations
+    if experiment_of(config).mask_training and iterations.unit == "it" and sm.rounds > iterations.count:
         raise ConfigError(source, "supermask.rounds", sm.rounds,
                           f"at most train.iterations ({config.train.iterations.count}): every round needs an iteration")
     for key in ("lr", "momentum", "weight_decay"):
         value = getattr(sm, key)
         if value != "auto" and (value < 0 or (key == "lr" and value == 0) or (key == "momentum" and value >= 1)):
             raise ConfigError(source, f"supermask.{key}", value,
-                              {"lr": "auto or a number above 0", "momentum": "auto or 0 <= momentum < 1"}.get(key, "auto or 0 or more"))
+                              {"lr": "auto or a number above 0",
+                               "momentum": "auto or 0 <= momentum < 1"}.get(key, "auto or 0 or more"))
     if not -30 <= sm.logit_init <= 30:
         raise ConfigError(source, "supermask.logit_init", sm.logit_init, "a logit between -30 and 30")
     if analysis.lmc_points < 3:
@@ -459,7 +476,8 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
     for key in ("lmc", "successive"):
         if getattr(analysis, key) and key not in experiment_of(config).analyses:
             raise ConfigError(source, f"analysis.{key}", True,
-                              f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
+                              "linear mode connectivity is measured on IMP rounds; "
+                              f"experiment is {config.experiment!r}")
 
 
 def _is_cuda_name(device: str) -> bool:
@@ -500,7 +518,8 @@ def resolve_schedule(config: ExperimentConfig, train_size: int, source: str = "c
     for given, at in zip(t.milestones, schedule.milestones):
         if at > schedule.iterations:
             raise ConfigError(source, "train.milestones", as_config_value(given),
-                              f"a milestone beyond the training length ({schedule.iterations} iterations) never takes effect")
+                              f"a milestone beyond the training length ({schedule.iterations} iterations) "
+                              "never takes effect")
     if schedule.warmup > schedule.iterations:
         raise ConfigError(source, "train.warmup_iterations", as_config_value(t.warmup_iterations),
                           f"must not exceed train.iterations ({schedule.iterations} iterations)")

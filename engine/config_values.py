@@ -57,7 +57,8 @@ def _clip_repr(value: Any, limit: int = 80) -> str:
 
 
 def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", Step: "a length (integer iterations, \"500it\" or \"2ep\")"}.get(tp, str(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            Step: "a length (integer iterations, \"500it\" or \"2ep\")"}.get(tp, str(tp))
 
 
 def coerce_value(source: str, key: str, value: Any, tp: Any) -> Any:

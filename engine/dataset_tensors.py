@@ -55,7 +55,7 @@ class Dataset:
         """Shape of one example, e.g. (1, 28, 28) or (40,)."""
         return tuple(self.train_x.shape[1:])
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         """A copy with every tensor on `device` (the augmentation works on any device)."""
         return dataclasses.replace(
             self,

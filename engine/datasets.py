@@ -49,7 +49,7 @@ class DatasetSpec:
     description: str
     input_shape: tuple[int, ...]
     num_classes: int
-    loader: Callable[..., "Dataset"]
+    loader: Callable[..., Dataset]
 
 
 def default_data_dir() -> Path:

@@ -77,7 +77,6 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """Stops each run: SIGTERM to a proven runner on this host, or a stop.request the runner
     polls (any host); then waits up to --timeout for it to checkpoint and end."""
     from engine.store import default_runs_dir
-
     from lth_tui.stopping import stop_runs
 
     try:

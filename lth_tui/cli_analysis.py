@@ -64,7 +64,8 @@ def successive(args: argparse.Namespace, run_dir: Path) -> int:
         proj, unproj = rec["projected"], rec["unprojected"]
         print(f"trial {rec['trial']} round {rec['round']} ({100 * rec['weights_remaining']:.2f}% weights): "
               f"barrier {100 * proj['barrier']:.2f}% test / {100 * proj['barrier_train']:.2f}% train projected, "
-              f"{100 * unproj['barrier']:.2f}% test unprojected; L2 {proj['l2']:.4g}, cosine {proj['cosine'] or 0:.4f}", flush=True)
+              f"{100 * unproj['barrier']:.2f}% test unprojected; L2 {proj['l2']:.4g}, "
+              f"cosine {proj['cosine'] or 0:.4f}", flush=True)
 
     stop = StopFlag()
     stop.install()

@@ -41,7 +41,6 @@ def execute_with_progress(run_dir: Path, quiet: bool, checkpoint_every: float, d
     from engine.process import RunLocked
     from engine.runner import execute
     from engine.store import StoreError
-
     from lth_tui.progress import ProgressView
 
     if stop is None:

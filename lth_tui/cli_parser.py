@@ -15,8 +15,10 @@ __all__ = ["build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lth-tui", description="Lottery-ticket experiments: the app, or headless commands.")
-    parser.add_argument("--runs-dir", type=Path, default=None, help="run store (default $LTH_TUI_RUNS_DIR or ~/.local/share/lth-tui/runs)")
+    parser = argparse.ArgumentParser(prog="lth-tui",
+                                     description="Lottery-ticket experiments: the app, or headless commands.")
+    parser.add_argument("--runs-dir", type=Path, default=None,
+                        help="run store (default $LTH_TUI_RUNS_DIR or ~/.local/share/lth-tui/runs)")
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a preset or config file headless")
@@ -32,12 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mid-round checkpoint interval (default 60)")
     run.add_argument("--quiet", action="store_true", help="no progress bar; print only the run dir")
     run.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
-                     help="run the cross product of values as one group, e.g. --sweep prune.criterion=large_final,random (repeatable)")
-    run.add_argument("--jobs", type=int, default=1, help="sweep runs in parallel (each on the least busy GPU when it starts)")
+                     help="run the cross product of values as one group, "
+                          "e.g. --sweep prune.criterion=large_final,random (repeatable)")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="sweep runs in parallel (each on the least busy GPU when it starts)")
     run.add_argument("--backend", choices=("local", "ray"), default="local",
-                     help="where sweep runs execute: local child processes, or a Ray cluster (pip install \"lth-tui[ray]\")")
-    run.add_argument("--address", help="Ray cluster: auto (the one this node is in), HOST:PORT, ray://...; default: start a local one")
-    run.add_argument("--gpus-per-run", type=float, metavar="G", help="Ray: GPUs per run, fractions pack runs onto one GPU (default 1 if the cluster has GPUs)")
+                     help="where sweep runs execute: local child processes, "
+                          "or a Ray cluster (pip install \"lth-tui[ray]\")")
+    run.add_argument("--address",
+                     help="Ray cluster: auto (the one this node is in), HOST:PORT, ray://...; "
+                          "default: start a local one")
+    run.add_argument("--gpus-per-run", type=float, metavar="G",
+                     help="Ray: GPUs per run, fractions pack runs onto one GPU (default 1 if the cluster has GPUs)")
     run.add_argument("--cpus-per-run", type=float, metavar="C", help="Ray: CPUs per run (default 1)")
 
     resume = sub.add_parser("resume", help="continue a killed or cancelled run")
@@ -54,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list presets with one-line descriptions")
 
-    lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: train two copies, measure the error barrier")
+    lmc = sub.add_parser("lmc", help="linear mode connectivity of a stored round: "
+                                     "train two copies, measure the error barrier")
     lmc.add_argument("run_dir", help=RUN_HELP)
     lmc.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS)
     lmc.add_argument("--round", dest="round_", type=int, default=None, help="the round whose mask is used")
@@ -62,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start the copies from θK and train iterations K..T (default: the round's own start)")
     lmc.add_argument("--trial", type=int, default=None, help="the trial (default 0; with --successive: every trial)")
     lmc.add_argument("--successive", action="store_true",
-                     help="instead: barrier and distances between every round's solution and the one before it (no training)")
+                     help="instead: barrier and distances between every round's solution and the one before it "
+                          "(no training)")
 
     runs = sub.add_parser("runs", help="list runs with state and best accuracy",
                           description="A table on a terminal; piped, one run a line with tab-separated fields: "
@@ -83,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", default=None, help="ticket: final (trained, default) | init (the round's start)")
 
     serve = sub.add_parser("serve", help="serve the app in a browser (textual-serve); localhost only by default")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: reach it over an SSH tunnel)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: reach it over an SSH tunnel)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--public-url", default=None,
                        help="the URL the browser uses, when it differs from http://HOST:PORT (a proxy)")

@@ -82,7 +82,8 @@ def runs_table(runs_dir: Path, infos: list[Any]) -> None:
             line = Text("  ")
             line.append(info.state, style=styles.get(info.state, ""))
             what = "/".join(x for x in (info.criterion, info.mask1, info.mask0) if x)
-            line.append(f"  {what}" + (f"  best {acc}% at {wr}% weights" if acc else "") + f"  {info.rounds_done} rounds")
+            best = f"  best {acc}% at {wr}% weights" if acc else ""
+            line.append(f"  {what}{best}  {info.rounds_done} rounds")
             if info.error:
                 line.append(f"  {info.error}", style="red")
             console.print(Text(info.run_id, style="bold"), no_wrap=True, crop=False)
@@ -103,7 +104,6 @@ def runs_table(runs_dir: Path, infos: list[Any]) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.store import StoreError, default_runs_dir
-
     from lth_tui.export import FORMATS, ExportError, export, export_group
     from lth_tui.export_artifacts import ARTIFACT_FORMATS, cmd_export_artifact
     from lth_tui.sweeps import find_group

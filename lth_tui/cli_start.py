@@ -24,7 +24,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.models import ModelError
     from engine.device import resolve_device
     from engine.store import create_run
-
     from lth_tui.presets import find_preset
 
     overrides = list(args.overrides)
@@ -98,7 +97,6 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
     from engine.models import ModelError
     from engine.device import resolve_device
     from engine.store import create_run
-
     from lth_tui.presets import find_preset
     from lth_tui.sweeps import add_run, create_group, expand, parse_axis
 
@@ -110,7 +108,7 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
         axes = [parse_axis(option) for option in args.sweep]
         combos = expand(path, overrides, axes)
         datasets: dict[tuple, Any] = {}
-        for config, swept in combos:
+        for config, _swept in combos:
             if on_ray:  # the device (and its memory) is the node's, not this machine's
                 from lth_tui.backends.ray import check_device
 
@@ -188,7 +186,8 @@ def check_model(config: Any, data: Any, device: Any = None) -> None:
     if device is not None:
         n = estimate_parameters(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
                                 hidden=config.model.hidden)
-        check_fits(n * config.trials if config.parallel_trials is True else n, device, what=f"model {config.model.name!r}")
+        check_fits(n * config.trials if config.parallel_trials is True else n, device,
+                   what=f"model {config.model.name!r}")
     build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
                 hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"),
                 **model_options(config))

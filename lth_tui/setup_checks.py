@@ -6,9 +6,10 @@ speak the app's language (the Data panel's "data dir" and "download" fields), no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["ConfigChecks", "ModelSize", "data_problem", "model_size"]
 

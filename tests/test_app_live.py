@@ -114,7 +114,8 @@ async def _reattached(app: LthApp, pilot) -> None:
                    and screen.model.position is not None, CHILD_TIMEOUT)
 
 
-async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path, tmp_path: Path, one_thread: None) -> None:
+async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path, tmp_path: Path,
+                                                              one_thread: None) -> None:
     runs_dir = tmp_path / "runs"
     raw = tomllib.loads(FAST_PRESET)
     raw["train"].update(iterations=100000, eval_every=10)

@@ -40,8 +40,10 @@ numbers = st.one_of(st.integers(-2 ** 70, 2 ** 70), st.integers(-3, 3000),
                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 1e-3, 0.0, 1.0, 1e308, -0.0]))
 words = st.one_of(st.text(max_size=20),
                   st.sampled_from(["auto", "cpu", "cuda:3", "sgd", "adam", "multistep", "cosine", "global", "movement",
-                                   "random_reinit", "freeze_init", "2ep", "10it", "0ep", "edge-popup", "supermask", "mlp",
-                                   "conv2", "resnet20", "vgg16", "lenet-300-100", "mnist1d", "digits", "true", "false"]))
+                                   "random_reinit", "freeze_init", "2ep", "10it", "0ep", "edge-popup", "supermask",
+                                   "mlp",
+                                   "conv2", "resnet20", "vgg16", "lenet-300-100", "mnist1d", "digits", "true",
+                                   "false"]))
 leaves = st.one_of(numbers, words, st.booleans())
 values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
     ["conv", "fc", "output", "x"]), inner, max_size=3), max_leaves=6)
