@@ -26,8 +26,8 @@ from lth_tui.cli_start import cmd_run
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.process import liveness, lock_held
     from engine.planning import check_stored_rounds
+    from engine.process import liveness, lock_held
     from engine.store import StoreError, read_config, read_status
 
     run_dir = resolve_run_arg(args)

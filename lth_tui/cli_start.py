@@ -21,8 +21,8 @@ __all__ = ["check_model", "checked_data", "cmd_run", "cmd_sweep"]
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.config import ConfigError, load_config
     from engine.datasets import DatasetError
-    from engine.models import ModelError
     from engine.device import resolve_device
+    from engine.models import ModelError
     from engine.store import create_run
     from lth_tui.presets import find_preset
 
@@ -94,8 +94,8 @@ def cmd_sweep(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from engine.config import ConfigError
     from engine.datasets import DatasetError
-    from engine.models import ModelError
     from engine.device import resolve_device
+    from engine.models import ModelError
     from engine.store import create_run
     from lth_tui.presets import find_preset
     from lth_tui.sweeps import add_run, create_group, expand, parse_axis
