@@ -1,7 +1,8 @@
 """Running one run in this process: Ctrl-C as "checkpoint and stop", the progress view, state -> exit code.
 
-Split out of lth_tui/cli.py because `run`, a sequential sweep, `resume` and `lmc` all train in
-the foreground and must treat Ctrl-C, --checkpoint-every and the final state the same way.
+Split out of lth_tui/cli.py because `run`, a sequential sweep and `resume` all train in the
+foreground and must treat Ctrl-C, --checkpoint-every and the final state the same way (`lmc`
+shares the Ctrl-C flag).
 The engine is imported only when a run starts.
 """
 

@@ -1,7 +1,7 @@
 """The `lth-tui` argument grammar: every subcommand, flag and help line, in one argparse builder.
 
-Split out of lth_tui/cli.py so the command-line surface can be read (and completed, documented)
-in one place, apart from what the commands do; it imports only argparse.
+Split out of lth_tui/cli.py so the command-line surface can be read and reviewed in one place,
+apart from what the commands do; it imports only argparse (and the shared RUN help texts).
 """
 
 from __future__ import annotations
