@@ -14,8 +14,8 @@ from conftest import FAST_PRESET, wait_for
 from textual.widgets import DataTable, Input, Select
 
 from engine.config import from_dict
-from engine.process import request_stop
 from engine.launch import spawn
+from engine.process import request_stop
 from engine.store import create_run, pid_alive, read_status
 from lth_tui.app import LthApp
 from lth_tui.components.heatmap import MaskHeatmap
