@@ -10,9 +10,9 @@ from engine.config import ConfigError, from_dict, resolve_schedule
 from engine.datasets import load_dataset
 from engine.feeding import Batches, dataset_bytes, place_dataset
 from engine.models import build_model, layer_kinds
+from engine.optim import build_optimizer
 from engine.runner import execute
 from engine.store import create_run
-from engine.optim import build_optimizer
 from engine.training import Cancelled, TrainJob, generator, train_round
 
 pytestmark = pytest.mark.usefixtures("one_thread")
