@@ -129,9 +129,11 @@ def main(argv=None) -> None:
     for name in ("spawned", "spawned+tail"):
         for what, table in med.items():
             ratio = table[name] / table["headless"]
-            rows.append([name, what, table["headless"], table[name], ratio, f"≤ {TARGET:.2f}", harness.verdict(ratio, TARGET)])
+            rows.append([name, what, table["headless"], table[name], ratio, f"≤ {TARGET:.2f}",
+                         harness.verdict(ratio, TARGET)])
     for what, table in med.items():
-        rows.append(["(warm, in this process)", what, table["headless"], table["warm"], table["warm"] / table["headless"],
+        rows.append(["(warm, in this process)", what, table["headless"], table["warm"],
+                     table["warm"] / table["headless"],
                      "", "for scale"])
     harness.table(f"5. app launch path vs headless ({harness.machine(device)})",
                   ["launched as", "measure", "headless s", "launched s", "ratio", "target", "result"], rows,

@@ -35,7 +35,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import harness  # noqa: F401  (puts the repo root on sys.path)
 import numpy as np
@@ -45,7 +46,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 from torchvision import transforms
 
-from engine.datasets import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip
+from engine.dataset_files import CIFAR10_MEAN, CIFAR10_STD
+from engine.dataset_tensors import RandomCropFlip
 
 TARGET = 3.0
 HEADER = ["data, model", "DataLoader baseline", "ours", "train examples", "DataLoader steps/s", "ours steps/s",
@@ -125,7 +127,8 @@ def one(args: argparse.Namespace, device: torch.device, shape: str, model_name: 
     pixels = ((host.train_x * 0.25 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
     labels = host.train_y.numpy()
     if shape == "mnist":
-        images = ImageExamples(pixels[:, 0].contiguous(), labels, mnist_image, [], [transforms.Normalize(*OPENLTH_MNIST)])
+        images = ImageExamples(pixels[:, 0].contiguous(), labels, mnist_image, [],
+                               [transforms.Normalize(*OPENLTH_MNIST)])
         augmented, what, ours_what = None, "OpenLTH-style", "train_round"
     else:
         images = ImageExamples(pixels.permute(0, 2, 3, 1).contiguous().numpy(), labels, cifar_image,
@@ -148,7 +151,8 @@ def one(args: argparse.Namespace, device: torch.device, shape: str, model_name: 
             loader_loop(case.model, loader, sampler, device, args.iterations, non_blocking)
         return go
 
-    contenders = {"openlth": fed(images, non_blocking=False), "tensors": fed(TensorDataset(host.train_x, host.train_y), True),
+    contenders = {"openlth": fed(images, non_blocking=False),
+                  "tensors": fed(TensorDataset(host.train_x, host.train_y), True),
                   "ours": case.ours()}
     if augmented is not None:
         contenders["ours-augmented"] = case.ours(data=augmented)
@@ -166,7 +170,8 @@ def one(args: argparse.Namespace, device: torch.device, shape: str, model_name: 
 def main(argv: list[str] | None = None) -> None:
     p = harness.parser(__doc__.splitlines()[0])
     p.add_argument("--model", default="lenet-300-100", help="model for the MNIST-shaped data")
-    p.add_argument("--cifar-model", default="lenet-300-100", help="model for the CIFAR-shaped data (e.g. conv2 on a GPU)")
+    p.add_argument("--cifar-model", default="lenet-300-100",
+                   help="model for the CIFAR-shaped data (e.g. conv2 on a GPU)")
     p.add_argument("--batch-size", type=int, default=60)
     p.add_argument("--iterations", type=int, default=300)
     p.add_argument("--mnist-size", type=int, default=60000)
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     harness.table(
         f"3. on-device batches vs a DataLoader-fed loop ({harness.machine(device)})", HEADER, rows,
         [f"OpenLTH-style (the target's baseline): uint8 examples, per example PIL Image.fromarray → Compose(image "
-         f"transforms, ToTensor, Normalize), default collate; MNIST no augmentation, Normalize(0.1307, 0.3081); CIFAR-10 "
+         f"transforms, ToTensor, Normalize), default collate; MNIST no augmentation, Normalize(0.1307, 0.3081); "
+         f"CIFAR-10 "
          f"RandomHorizontalFlip + RandomCrop(32, 4), Normalize(ImageNet mean/std); sampler randperm(n).tolist() per "
          f"epoch, no drop_last; {loader}; each batch .to(device); dense Adam",
          "TensorDataset (cheapest DataLoader form, for scale, not the target): the same sampler, loop and loader over "

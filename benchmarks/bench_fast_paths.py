@@ -53,7 +53,8 @@ class Case:
         self.config = from_dict({"model": {"name": model_name}, "train": {
             "batch_size": args.batch_size, "iterations": args.iterations, "eval_every": args.iterations, **train}})
         self.schedule = resolve_schedule(self.config, len(data.train_x))
-        self.model = build_model(model_name, input_shape=data.input_shape, num_classes=10, generator=generator(0, "init")).to(device)
+        self.model = build_model(model_name, input_shape=data.input_shape, num_classes=10,
+                                 generator=generator(0, "init")).to(device)
         self.theta0 = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.masks = harness.random_masks(self.model, keep=0.2)
 
@@ -134,9 +135,9 @@ def main(argv=None) -> None:
 
     harness.table(f"7. fast paths, on vs off ({harness.machine(device)})",
                   ["path", "case", "off steps/s", "on steps/s", "on/off time", "verdict"], rows,
-                  notes + [f"80% pruned, Adam; lenet rows: batch {args.batch_size}, {args.iterations} iterations, median of "
-                           f"{args.repeats}; conv2 rows: batch {args.conv_batch_size}, {args.conv_iterations} iterations, "
-                           f"median of {args.conv_repeats}"])
+                  notes + [f"80% pruned, Adam; lenet rows: batch {args.batch_size}, {args.iterations} iterations, "
+                           f"median of {args.repeats}; conv2 rows: batch {args.conv_batch_size}, "
+                           f"{args.conv_iterations} iterations, median of {args.conv_repeats}"])
 
 
 if __name__ == "__main__":

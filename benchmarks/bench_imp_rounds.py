@@ -38,7 +38,8 @@ def one(args, device, preset: str, shape: str, sizes: tuple[int, int, int], real
     config = from_dict(apply_overrides(raw, overrides), f"{preset} with benchmark overrides")
     data = harness.synthetic_dataset(shape, *sizes, device)
     if full.data.augment:
-        from engine.datasets import CIFAR10_MEAN, CIFAR10_STD, RandomCropFlip
+        from engine.dataset_files import CIFAR10_MEAN, CIFAR10_STD
+        from engine.dataset_tensors import RandomCropFlip
 
         data.augment = RandomCropFlip(padding=4, fill=tuple(-m / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)))
     walls, per_round = [], []
@@ -80,9 +81,11 @@ def main(argv=None) -> None:
             args.resnet_iterations),
     ]
     harness.table(f"4. end-to-end IMP rounds ({harness.machine(device)})",
-                  ["preset", "data (synthetic train/val/test)", "iterations / round", "rounds", "wall s", "rounds/min (as run)",
+                  ["preset", "data (synthetic train/val/test)", "iterations / round", "rounds", "wall s",
+                   "rounds/min (as run)",
                    "projected rounds/min (preset's iterations)", "projected min/round"],
-                  rows, ["engine.runner.execute in-process, run store written; 1 trial; schedule constant for the short runs",
+                  rows,
+                  ["engine.runner.execute in-process, run store written; 1 trial; schedule constant for the short runs",
                          "projection: measured seconds per round × preset iterations / iterations run",
                          "resnet20: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, crop+flip augmentation, global pruning"])
 

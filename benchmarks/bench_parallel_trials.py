@@ -34,10 +34,12 @@ def main(argv=None) -> None:
     device = harness.setup(args)
     shape = "mnist" if args.model in ("mlp", "lenet-300-100") else "cifar10"
     data = harness.synthetic_dataset(shape, args.train_size, 64, 64, device)
-    config = from_dict({"model": {"name": args.model}, "train": {"batch_size": args.batch_size, "iterations": args.iterations,
+    config = from_dict({"model": {"name": args.model},
+                        "train": {"batch_size": args.batch_size, "iterations": args.iterations,
                                                                "eval_every": args.iterations}})
     schedule = resolve_schedule(config, len(data.train_x))
-    models = [build_model(args.model, input_shape=data.input_shape, num_classes=10, generator=generator(t, "init")).to(device)
+    models = [build_model(args.model, input_shape=data.input_shape, num_classes=10,
+                          generator=generator(t, "init")).to(device)
               for t in range(args.trials)]
     starts = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
     jobs = [TrainJob(data=data, config=config.train, schedule=schedule, masks=harness.random_masks(m, 0.2, seed=t),
@@ -68,7 +70,8 @@ def main(argv=None) -> None:
     times = harness.alternate(contenders, args.repeats, device)
     default = default_strategy(models[0], device)
     rows = [["1 trial (train_round)", times["one"], args.iterations / times["one"], 1.0, "", ""],
-            [f"{args.trials} trials one after another", times["sequential"], args.trials * args.iterations / times["sequential"],
+            [f"{args.trials} trials one after another", times["sequential"],
+             args.trials * args.iterations / times["sequential"],
              times["sequential"] / times["one"], "", ""]]
     for s in strategies:
         ratio = times[s] / times["one"]

@@ -33,7 +33,8 @@ def sweep(preset: Path, runs_dir: Path, runs: int, extra: list[str]) -> tuple[fl
     seeds = ",".join(str(s) for s in range(1, runs + 1))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "lth_tui.cli", "run", str(preset), "--runs-dir", str(runs_dir), "--quiet",
+    proc = subprocess.run([sys.executable, "-m", "lth_tui.cli", "run", str(preset), "--runs-dir", str(runs_dir),
+                           "--quiet",
                            "--sweep", f"seed={seeds}", *extra], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if proc.returncode:
@@ -81,7 +82,8 @@ def main() -> int:
                     times[name].append(result)
     finally:
         ray.shutdown()
-    fresh = sweep(preset, work / "runs-fresh", args.runs, ["--backend", "ray", "--cpus-per-run", "1", "--gpus-per-run", "0"])
+    fresh = sweep(preset, work / "runs-fresh", args.runs,
+                  ["--backend", "ray", "--cpus-per-run", "1", "--gpus-per-run", "0"])
     shutil.rmtree(work, ignore_errors=True)
 
     local_wall = statistics.median(w for w, _ in times["local"])
@@ -99,7 +101,8 @@ def main() -> int:
           ["backend", "sweep wall s (median)", "one runner s (median)", "wall / local"], rows,
           notes=[f"{args.runs} runs (digits, MLP 64, 3 rounds of {args.iterations} iterations), {args.jobs} at a time, "
                  f"one thread each; {args.repeats} timed turns per side, alternating, after one untimed turn",
-                 f"starting the local Ray instance the ray rows connect to took {cluster_start:.1f} s (not in the rows)",
+                 f"starting the local Ray instance the ray rows connect to took {cluster_start:.1f} s "
+                 "(not in the rows)",
                  "'one runner' is status.json finished - started of each run: the same work on both sides"])
     print(f"ratio ray/local: {ray_wall / local_wall:.3f}")
     return 0

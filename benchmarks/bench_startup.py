@@ -33,8 +33,8 @@ import sys
 import tempfile
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL_APP = """
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         cli = [py, "-m", "lth_tui.cli", "--runs-dir", str(runs_dir)]
         figures = alternate({
             "read-only": lambda: (process_seconds([*cli, "runs"], env)
-                                  + process_seconds([*cli, "export", str(run_dir), "--format", "json", "-o", "-"], env)),
+                                  + process_seconds([*cli, "export", str(run_dir), "--format", "json", "-o", "-"],
+                                                    env)),
             "import torch": lambda: process_seconds([py, "-c", "import torch"], env),
         }, args.repeats)
         ratio = figures["read-only"] / figures["import torch"]

@@ -38,7 +38,8 @@ def main() -> int:
         def configs() -> list:
             return [from_dict({"name": "sweep", "device": args.device, "seed": seed,
                                "model": {"name": "lenet-300-100"},
-                               "train": {"iterations": args.iterations, "eval_every": args.iterations, "batch_size": 60},
+                               "train": {"iterations": args.iterations, "eval_every": args.iterations,
+                                         "batch_size": 60},
                                "prune": {"rounds": 1, "criterion": c, "mask1": m}})
                     for c, m, seed in itertools.product(CRITERIA, MASK1, SEEDS)]
 
@@ -54,7 +55,8 @@ def main() -> int:
     ratio = times["12 runs together"] / times["one run"]
     harness.table(f"11. 12-run LeNet-300-100 sweep together vs one run ({harness.machine(device)})",
                   ["contender", "seconds", "ratio to one run"],
-                  [["one run (2 rounds)", times["one run"], 1.0], ["12 runs together", times["12 runs together"], ratio]],
+                  [["one run (2 rounds)", times["one run"], 1.0],
+                   ["12 runs together", times["12 runs together"], ratio]],
                   [f"{args.iterations} iterations per round, batch 60; target on a GPU ≤ 3×: "
                    f"{harness.verdict(ratio, 3.0)}" + ("" if device.type == "cuda" else
                                                       " (CPU: the loop strategy, about 12× expected; not the target)")])

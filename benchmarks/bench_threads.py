@@ -18,6 +18,7 @@ Targets: auto beside a busy core ≤ 1.3× auto on the quiet machine; auto on th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -26,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = {  # name: (--set options on the digits-quick preset (bundled data, no downloads), iterations scale)
@@ -59,7 +60,7 @@ def run_seconds(runs_dir: Path, options: list[str], threads: str, env: dict[str,
 class BusyCore:
     """One core kept busy by a spinning child process while the block runs."""
 
-    def __enter__(self) -> "BusyCore":
+    def __enter__(self) -> BusyCore:
         self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         time.sleep(0.5)  # let it show up in /proc/stat
         return self
@@ -69,6 +70,21 @@ class BusyCore:
         self.proc.wait()
 
 
+def contender(runs_dir: Path, options: list[str], env: dict[str, str], chosen: dict[str, list[int]], threads: str,
+              busy: bool, key: str | None = None) -> Callable[[], float]:
+    """One timed run of a case, beside a busy core or not; `key` records the thread count auto chose."""
+    def go() -> float:
+        if busy:
+            with BusyCore():
+                seconds, n = run_seconds(runs_dir, options, threads, env)
+        else:
+            seconds, n = run_seconds(runs_dir, options, threads, env)
+        if key:
+            chosen[key].append(n)
+        return seconds
+    return go
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -76,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="ignored: the policy is about CPU threads; accepted for run_all.py")
     args = p.parse_args(argv)
     cores = _cores()
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LTH_TUI_THREADS_CAP")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LTH_TUI_THREADS_CAP")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     print(f"### 10. thread policy: auto vs torch's default, quiet and beside one busy core ({platform.machine()}, "
           f"{cores} cores, python {platform.python_version()}, median of {args.repeats})\n")
@@ -90,21 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             options = [*options, f"train.iterations={iterations}", f"train.eval_every={iterations}", "prune.rounds=0"]
             runs_dir = Path(tmp) / name.replace(" ", "").replace(",", "-")
             chosen: dict[str, list[int]] = {"auto quiet": [], "auto busy": []}
-
-            def contender(threads: str, busy: bool, key: str | None = None) -> Callable[[], float]:
-                def go() -> float:
-                    if busy:
-                        with BusyCore():
-                            seconds, n = run_seconds(runs_dir, options, threads, env)
-                    else:
-                        seconds, n = run_seconds(runs_dir, options, threads, env)
-                    if key:
-                        chosen[key].append(n)
-                    return seconds
-                return go
-
-            contenders = {"today quiet": contender(str(cores), False), "auto quiet": contender("auto", False, "auto quiet"),
-                          "auto busy": contender("auto", True, "auto busy"), "today busy": contender(str(cores), True)}
+            case = functools.partial(contender, runs_dir, options, env, chosen)
+            contenders = {"today quiet": case(str(cores), False), "auto quiet": case("auto", False, "auto quiet"),
+                          "auto busy": case("auto", True, "auto busy"), "today busy": case(str(cores), True)}
             times: dict[str, list[float]] = {k: [] for k in contenders}
             for i in range(args.repeats):
                 order = list(contenders) if i % 2 == 0 else list(reversed(contenders))

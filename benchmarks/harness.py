@@ -13,9 +13,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +127,8 @@ class PrunedRound:
 
         def go() -> None:
             self.model.load_state_dict(self.theta0)
-            train_round(self.model, TrainJob(data=data, config=self.config.train, schedule=self.schedule, masks=self.masks,
+            train_round(self.model,
+                        TrainJob(data=data, config=self.config.train, schedule=self.schedule, masks=self.masks,
                                              frozen=frozen, seed=1))
         return go
 
@@ -196,7 +198,8 @@ def timed(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def alternate(contenders: dict[str, Callable[[], Any]], repeats: int, device: torch.device, warmup: int = 1) -> dict[str, float]:
+def alternate(contenders: dict[str, Callable[[], Any]], repeats: int, device: torch.device,
+              warmup: int = 1) -> dict[str, float]:
     """Median seconds per contender, run in turn A B C A B C ... after `warmup` untimed turns."""
     for _ in range(warmup):
         for fn in contenders.values():

@@ -60,8 +60,8 @@ action does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -98,7 +98,7 @@ def _sign(x: torch.Tensor) -> torch.Tensor:
     return torch.sign(x)
 
 
-def _need(layer: _Layer, field: str, action: str):
+def _need(layer: _Layer, field: str, action: str) -> torch.Tensor:
     value = getattr(layer, field)
     if value is None:
         raise ActionError(f"action {action!r} needs {field} for {layer.name!r}")
@@ -212,7 +212,7 @@ def _zeroed(layer: _Layer, action: str) -> torch.Tensor:
     return (final.abs() < start.abs()) | (start == 0)
 
 
-def zero(layer: _Layer):
+def zero(layer: _Layer) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Pruned weights are 0 and stay 0.
 
     Pruned weights are set to 0 and stay 0 (standard pruning).
@@ -220,7 +220,7 @@ def zero(layer: _Layer):
     return torch.zeros_like(layer.rewind_point), None
 
 
-def freeze_init(layer: _Layer):
+def freeze_init(layer: _Layer) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Pruned weights frozen at their init value.
 
     Pruned weights are frozen at their rewind-point value instead of zeroed (Zhou's mask-0 = init).
@@ -228,7 +228,7 @@ def freeze_init(layer: _Layer):
     return layer.rewind_point.clone(), None
 
 
-def freeze_init_zero_mask(layer: _Layer):
+def freeze_init_zero_mask(layer: _Layer) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Frozen at init; zeroed ones go to 0 (Zhou's variant 1).
 
     Pruned weights that shrank in the previous round (or were zeroed before) are 0, the other
@@ -238,7 +238,7 @@ def freeze_init_zero_mask(layer: _Layer):
     return torch.where(zeroed, torch.zeros_like(layer.rewind_point), layer.rewind_point), None
 
 
-def freeze_init_zero_all(layer: _Layer):
+def freeze_init_zero_all(layer: _Layer) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Every zeroed weight goes to 0, kept ones too (Zhou v2).
 
     Every weight that shrank (or was zeroed before) is 0, kept ones included; the other pruned
@@ -270,6 +270,11 @@ def _check_shapes(name: str, reference: torch.Tensor, tensors: dict) -> None:
                 f"mismatched shapes for {name!r}: mask {tuple(reference.shape)}, "
                 f"{label} {tuple(table[name].shape)}"
             )
+
+
+def _entry_like(table: dict[str, torch.Tensor] | None, name: str, like: torch.Tensor) -> torch.Tensor | None:
+    """`table[name]` on `like`'s device and dtype, or None when there is no table."""
+    return None if table is None else table[name].detach().to(device=like.device, dtype=like.dtype)
 
 
 def round_start(
@@ -313,16 +318,13 @@ def round_start(
         device = point.device
         m = m.to(device)
 
-        def pick(table):
-            return None if table is None else table[name].detach().to(device=device, dtype=point.dtype)
-
         layer = _Layer(
             name=name,
             mask=m,
             rewind_point=point,
-            prev_start=pick(prev_start),
-            prev_final=pick(prev_final),
-            fresh=pick(fresh),
+            prev_start=_entry_like(prev_start, name, point),
+            prev_final=_entry_like(prev_final, name, point),
+            fresh=_entry_like(fresh, name, point),
             init_std=None if init_std is None else init_std.get(name),
             generator=generator,
         )

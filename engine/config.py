@@ -3,7 +3,8 @@
 A preset TOML file, `--set key=value` and the app's panels all address the same dotted names
 (`train.lr`, `prune.rate.fc`). Everything is validated here, before a run directory exists,
 so bad input never leaves half a run behind. Every error names the source, the key, the bad
-value and what is allowed.
+value and what is allowed. How one value is checked against its type, and ConfigError itself,
+live in engine/config_values.py.
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.steps import Step, StepError, as_config_value
+from engine.config_values import LAYER_KINDS, AutoBool, AutoFloat, AutoInt, ConfigError, clip, coerce_value, parse_value
+from engine.steps import Step, as_config_value
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "multistep", "cosine")
 STRATEGIES = ("iterative", "oneshot")
-LAYER_KINDS = ("conv", "fc", "output")
 # train.lr_scaling: "linear" trains at lr * batch_size / lr_reference_batch (Goyal et al. 2017's rule).
 LR_SCALINGS = ("none", "linear")
 SUPERMASK_WEIGHTS = ("init", "signed_constant")
@@ -39,48 +39,13 @@ HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.last_batch": "drop", "supermask.optimizer": "auto", "supermask.lr": "auto", "supermask.momentum": "auto",
     "supermask.weight_decay": "auto", "supermask.schedule": "auto",
     "train.lr_scaling": "none", "train.lr_reference_batch": 128, "analysis.successive": False}
-# parallel_trials: "auto" (batched on a GPU for small models, see engine/batched.py), true or false.
-PARALLEL_TRIALS = ("auto", "true", "false")
-AutoBool = bool | str
-MAX_TEXT = 2000  # longest string a config key takes (a description is one line)
 SEED_MAX = 2 ** 63 - 1
 # Upper bounds that keep a config from asking for more than any machine has (the model's own
 # size is checked against the device's memory by engine.models.check_fits).
 INT_LIMITS = {"trials": 10_000, "data.val_size": 10 ** 8, "train.batch_size": 2 ** 24, "prune.rounds": 1000,
               "supermask.rounds": 10_000, "analysis.lmc_points": 1001}
 WIDTH_MAX = 2 ** 31 - 1
-# A number or "auto" (the experiment's own value; see engine/recipes.py).
-AutoFloat = float | str
 LAST_BATCH = ("drop", "keep")
-# threads: "auto" (engine/threads.py: from the model's size, the free cores and live runs) or a count.
-AutoInt = int | str
-
-
-class ConfigError(ValueError):
-    """Bad configuration input; the message is meant to be shown to the user as it is."""
-
-    def __init__(self, source: str, key: str | None, value: Any, allowed: str):
-        self.source, self.key, self.value, self.allowed = source, key, value, allowed
-        where = f"{_clip(source)}: " if source else ""
-        if key is None:
-            message = f"{where}{allowed}"
-        else:
-            message = f"{where}{_clip(key)} = {_clip_repr(value)} is not allowed; {allowed}"
-        super().__init__(" ".join(message.splitlines()))  # always one line
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _clip_repr(value: Any, limit: int = 80) -> str:
-    """repr for messages: short, and safe for ints too long to print (Python refuses > 4300 digits)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return "<an integer of thousands of digits>"
-    return _clip(text, limit)
 
 
 @dataclass
@@ -181,7 +146,8 @@ class AnalysisConfig:
     lmc: bool = False                  # linear mode connectivity of two copies of each round's training
     lmc_points: int = 21               # interpolation points, both ends included
     lmc_stable_threshold: float = 0.02  # error barrier below this counts as stable (Frankle et al.: 2%)
-    successive: bool = False           # barrier and distances between round r-1's and round r's solutions (engine/successive.py)
+    # barrier and distances between round r-1's and round r's solutions (engine/successive.py)
+    successive: bool = False
 
 
 @dataclass
@@ -252,8 +218,18 @@ def _to_plain(obj: Any) -> Any:
 
 def choices() -> dict[str, tuple[str, ...]]:
     """Allowed names per key, from the registries' torch-free index (engine/catalog.py)."""
-    from engine.catalog import (BIAS_INITS, BN_INITS, COUNTS, CRITERIA, DATASETS, INIT_SCHEMES, MASK0_ACTIONS,
-                                MASK1_ACTIONS, MODELS, SCOPES)
+    from engine.catalog import (
+        BIAS_INITS,
+        BN_INITS,
+        COUNTS,
+        CRITERIA,
+        DATASETS,
+        INIT_SCHEMES,
+        MASK0_ACTIONS,
+        MASK1_ACTIONS,
+        MODELS,
+        SCOPES,
+    )
     from engine.experiments import EXPERIMENTS
 
     return {
@@ -298,63 +274,6 @@ def all_keys() -> list[str]:
     return keys
 
 
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", Step: "a length (integer iterations, \"500it\" or \"2ep\")"}.get(tp, str(tp))
-
-
-def _coerce(source: str, key: str, value: Any, tp: Any) -> Any:
-    """Checks one value against its declared type; ints are accepted where floats are."""
-    origin = typing.get_origin(tp)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(source, key, value, f"expected a list of {_type_name(item)}s")
-        return [_coerce(source, f"{key}[{i}]", v, item) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(source, key, value, "expected a table like { conv = 0.1, fc = 0.2, output = 0.1 }")
-        out = {}
-        for kind, rate in value.items():
-            if kind not in LAYER_KINDS:
-                raise ConfigError(source, f"{key}.{kind}", rate, f"layer kinds are {', '.join(LAYER_KINDS)}")
-            out[kind] = _coerce(source, f"{key}.{kind}", rate, float)
-        return out
-    if tp == AutoBool:  # true | false | "auto" (also the strings "true" / "false" of a text field)
-        if isinstance(value, str) and value.strip().lower() in PARALLEL_TRIALS:
-            value = {"auto": "auto", "true": True, "false": False}[value.strip().lower()]
-        if isinstance(value, bool) or value == "auto":
-            return value
-        raise ConfigError(source, key, value, "allowed: auto, true, false")
-    if tp == AutoFloat:  # a number or "auto"
-        if value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            return value if value == "auto" else float(value)
-        raise ConfigError(source, key, value, "expected a number or \"auto\"")
-    if tp == AutoInt:  # "auto" | a positive count (also as text, from a field of the app)
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        raise ConfigError(source, key, value, "allowed: auto, or a number of threads of at least 1")
-    if tp is Step:
-        try:
-            return Step.parse(value)
-        except StepError as exc:
-            raise ConfigError(source, key, value, str(exc)) from None
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > 2 ** 1023:
-            raise ConfigError(source, key, value, "a finite number (this one does not fit a float)")
-        return float(value)
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(source, key, value, f"expected {_type_name(tp)}")
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(source, key, value, "must be a finite number (not nan or inf)")
-    if tp is str and len(value) > MAX_TEXT:
-        raise ConfigError(source, key, value[:40] + "...", f"at most {MAX_TEXT} characters")
-    return value
-
-
 def _build(source: str, cls: type, raw: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -369,7 +288,7 @@ def _build(source: str, cls: type, raw: dict[str, Any], prefix: str = "") -> Any
                 raise ConfigError(source, dotted, value, f"[{key}] must be a table")
             kwargs[key] = _build(source, tp, value, f"{dotted}.")
         else:
-            kwargs[key] = _coerce(source, dotted, value, tp)
+            kwargs[key] = coerce_value(source, dotted, value, tp)
     obj = cls(**kwargs)
     if cls is PruneConfig and "rate" in raw:
         obj.rate = {**PruneConfig().rate, **obj.rate}
@@ -381,16 +300,6 @@ def from_dict(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
     config = _build(source, ExperimentConfig, raw)
     validate(config, source)
     return config
-
-
-def parse_value(text: str) -> Any:
-    """A `--set` value: TOML syntax when it parses (numbers, lists, booleans), else a bare string."""
-    if "\n" in text or "\r" in text:
-        return text  # one value per --set: a newline must not start a second TOML key
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
-        return text
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
@@ -421,7 +330,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigError(str(path), None, None, f"TOML syntax error: {_clip(exc)}") from None
+        raise ConfigError(str(path), None, None, f"TOML syntax error: {clip(exc)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), None, None, f"not a UTF-8 text file: {exc}") from None
     except RecursionError:
@@ -466,8 +375,10 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if config.prune.rounds < 0:
         raise ConfigError(source, "prune.rounds", config.prune.rounds, "must be 0 or more")
     if config.prune.strategy == "oneshot" and config.prune.rounds < 1:
-        raise ConfigError(source, "prune.rounds", config.prune.rounds, "oneshot needs at least 1 (the iterative steps to prune to)")
-    if not config.model.hidden or any(not 1 <= h <= WIDTH_MAX for h in config.model.hidden) or len(config.model.hidden) > 1000:
+        raise ConfigError(source, "prune.rounds", config.prune.rounds,
+                          "oneshot needs at least 1 (the iterative steps to prune to)")
+    hidden = config.model.hidden
+    if not hidden or any(not 1 <= h <= WIDTH_MAX for h in hidden) or len(hidden) > 1000:
         raise ConfigError(source, "model.hidden", config.model.hidden[:10],
                           "a non-empty list of at most 1000 widths between 1 and 2^31-1")
     if config.model.residual and (config.model.name != "mlp"
@@ -485,12 +396,15 @@ def validate(config: ExperimentConfig, source: str = "config") -> None:
     if not 0 < config.train.gamma <= 1:
         raise ConfigError(source, "train.gamma", config.train.gamma, "must be in (0, 1]")
     if config.train.iterations.count < 1:
-        raise ConfigError(source, "train.iterations", as_config_value(config.train.iterations), "must be at least 1 iteration")
+        raise ConfigError(source, "train.iterations", as_config_value(config.train.iterations),
+                          "must be at least 1 iteration")
     if config.train.eval_every.count < 1:
-        raise ConfigError(source, "train.eval_every", as_config_value(config.train.eval_every), "must be at least 1 iteration")
+        raise ConfigError(source, "train.eval_every", as_config_value(config.train.eval_every),
+                          "must be at least 1 iteration")
     for kind, rate in config.prune.rate.items():
         if not 0 <= rate < 1:
-            raise ConfigError(source, f"prune.rate.{kind}", rate, "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
+            raise ConfigError(source, f"prune.rate.{kind}", rate,
+                              "a fraction of survivors removed per round: 0 <= rate < 1 (0 leaves that kind unpruned)")
     if config.prune.rounds > 0 and all(rate == 0 for rate in config.prune.rate.values()):
         raise ConfigError(source, "prune.rate", config.prune.rate, "at least one layer kind needs a rate above 0")
     _validate_count(config, source)
@@ -564,14 +478,16 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(source, "supermask.k", sm.k, "the fraction of each layer kept: 0 < k <= 1")
     if sm.rounds < 1:
         raise ConfigError(source, "supermask.rounds", sm.rounds, "must be at least 1")
-    if experiment_of(config).mask_training and config.train.iterations.unit == "it" and sm.rounds > config.train.iterations.count:
+    iterations = config.train.iterations
+    if experiment_of(config).mask_training and iterations.unit == "it" and sm.rounds > iterations.count:
         raise ConfigError(source, "supermask.rounds", sm.rounds,
                           f"at most train.iterations ({config.train.iterations.count}): every round needs an iteration")
     for key in ("lr", "momentum", "weight_decay"):
         value = getattr(sm, key)
         if value != "auto" and (value < 0 or (key == "lr" and value == 0) or (key == "momentum" and value >= 1)):
             raise ConfigError(source, f"supermask.{key}", value,
-                              {"lr": "auto or a number above 0", "momentum": "auto or 0 <= momentum < 1"}.get(key, "auto or 0 or more"))
+                              {"lr": "auto or a number above 0",
+                               "momentum": "auto or 0 <= momentum < 1"}.get(key, "auto or 0 or more"))
     if not -30 <= sm.logit_init <= 30:
         raise ConfigError(source, "supermask.logit_init", sm.logit_init, "a logit between -30 and 30")
     if analysis.lmc_points < 3:
@@ -582,7 +498,8 @@ def _validate_mask_training(config: ExperimentConfig, source: str) -> None:
     for key in ("lmc", "successive"):
         if getattr(analysis, key) and key not in experiment_of(config).analyses:
             raise ConfigError(source, f"analysis.{key}", True,
-                              f"linear mode connectivity is measured on IMP rounds; experiment is {config.experiment!r}")
+                              "linear mode connectivity is measured on IMP rounds; "
+                              f"experiment is {config.experiment!r}")
 
 
 def _is_cuda_name(device: str) -> bool:
@@ -623,7 +540,8 @@ def resolve_schedule(config: ExperimentConfig, train_size: int, source: str = "c
     for given, at in zip(t.milestones, schedule.milestones):
         if at > schedule.iterations:
             raise ConfigError(source, "train.milestones", as_config_value(given),
-                              f"a milestone beyond the training length ({schedule.iterations} iterations) never takes effect")
+                              f"a milestone beyond the training length ({schedule.iterations} iterations) "
+                              "never takes effect")
     if schedule.warmup > schedule.iterations:
         raise ConfigError(source, "train.warmup_iterations", as_config_value(t.warmup_iterations),
                           f"must not exceed train.iterations ({schedule.iterations} iterations)")

@@ -82,8 +82,8 @@ that removes nothing draws nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 import torch
 
@@ -116,7 +116,7 @@ def _ranks(values: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(ordered, values, right=False).to(torch.float64)
 
 
-def large_final(w_i, w_f, g):
+def large_final(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the largest |w_f| (Frankle & Carbin's IMP).
 
     Keep the weights largest in magnitude at the end of training, |w_f| (Frankle & Carbin's IMP).
@@ -124,7 +124,7 @@ def large_final(w_i, w_f, g):
     return w_f.abs()
 
 
-def small_final(w_i, w_f, g):
+def small_final(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the smallest |w_f| (a control that should fail).
 
     Keep the weights smallest at the end of training, −|w_f| (Zhou's control; expect it to fail).
@@ -132,7 +132,7 @@ def small_final(w_i, w_f, g):
     return -w_f.abs()
 
 
-def large_init(w_i, w_f, g):
+def large_init(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the largest |w_i|, ignoring training.
 
     Keep the weights largest at the round's start, |w_i|, ignoring training.
@@ -140,7 +140,7 @@ def large_init(w_i, w_f, g):
     return w_i.abs()
 
 
-def small_init(w_i, w_f, g):
+def small_init(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the smallest |w_i|.
 
     Keep the weights smallest at the round's start, −|w_i|.
@@ -148,7 +148,7 @@ def small_init(w_i, w_f, g):
     return -w_i.abs()
 
 
-def large_init_large_final(w_i, w_f, g):
+def large_init_large_final(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep weights large both at the start and the end.
 
     Keep weights in the top set of both |w_i| and |w_f| (one shared percentile, exact count).
@@ -156,7 +156,7 @@ def large_init_large_final(w_i, w_f, g):
     return torch.minimum(_ranks(w_i.abs()), _ranks(w_f.abs()))
 
 
-def small_init_small_final(w_i, w_f, g):
+def small_init_small_final(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep weights small both at the start and the end.
 
     Keep weights in the bottom set of both |w_i| and |w_f| (one shared percentile).
@@ -164,7 +164,7 @@ def small_init_small_final(w_i, w_f, g):
     return torch.minimum(_ranks(-w_i.abs()), _ranks(-w_f.abs()))
 
 
-def magnitude_increase(w_i, w_f, g):
+def magnitude_increase(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the weights that grew most: |w_f| − |w_i|.
 
     Keep the weights whose magnitude grew most in training, |w_f| − |w_i| (Zhou).
@@ -172,7 +172,7 @@ def magnitude_increase(w_i, w_f, g):
     return w_f.abs() - w_i.abs()
 
 
-def movement(w_i, w_f, g):
+def movement(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep the weights that moved most: |w_f − w_i|.
 
     Keep the weights that moved most in training, |w_f − w_i|.
@@ -180,7 +180,7 @@ def movement(w_i, w_f, g):
     return (w_f - w_i).abs()
 
 
-def random(w_i, w_f, g):
+def random(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Keep a random subset: the random-pruning baseline.
 
     Keep a random subset (the run's seeded generator): the random-pruning baseline.
@@ -189,7 +189,7 @@ def random(w_i, w_f, g):
     return torch.rand(n, generator=g, dtype=torch.float64, device=g.device).to(w_f.device)
 
 
-def large_final_same_sign(w_i, w_f, g):
+def large_final_same_sign(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Largest |w_f| among weights that kept their sign.
 
     |w_f| where sign(w_i) = sign(w_f), else 0 (Zhou's score).
@@ -197,7 +197,7 @@ def large_final_same_sign(w_i, w_f, g):
     return torch.where(_same_sign(w_i, w_f), w_f.abs(), torch.zeros_like(w_f))
 
 
-def large_final_diff_sign(w_i, w_f, g):
+def large_final_diff_sign(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Largest |w_f| among weights whose sign flipped.
 
     |w_f| where the sign flipped in training, else 0.
@@ -205,7 +205,7 @@ def large_final_diff_sign(w_i, w_f, g):
     return torch.where(_same_sign(w_i, w_f), torch.zeros_like(w_f), w_f.abs())
 
 
-def magnitude_increase_same_sign(w_i, w_f, g):
+def magnitude_increase_same_sign(w_i: torch.Tensor, w_f: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Most grown |w_f| − |w_i| among sign keepers.
 
     |w_f| − |w_i| where the sign did not flip; a flip scores 0.
@@ -250,7 +250,7 @@ def kept_after(survivors: int, rate: float, steps: int) -> int:
 
 # --------------------------------------------------------------------------- validation
 
-def _check_rate(where: str, rate) -> None:
+def _check_rate(where: str, rate: object) -> None:
     ok = (
         isinstance(rate, (int, float))
         and not isinstance(rate, bool)
@@ -261,12 +261,14 @@ def _check_rate(where: str, rate) -> None:
         raise PruningError(f"{where} = {rate!r} is not allowed; a rate must be in [0, 1)")
 
 
-def _check_steps(steps) -> None:
+def _check_steps(steps: object) -> None:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise PruningError(f"steps = {steps!r} is not allowed; steps must be an int >= 0")
 
 
-def _validate(criterion, scope, rates, kinds, mask, w_init, w_final, steps) -> None:
+def _validate(criterion: str, scope: str, rates: dict[str, float], kinds: dict[str, str],
+              mask: dict[str, torch.Tensor], w_init: dict[str, torch.Tensor], w_final: dict[str, torch.Tensor],
+              steps: int) -> None:
     if criterion not in CRITERIA:
         raise PruningError(
             f"unknown criterion {criterion!r}; allowed: {', '.join(CRITERIA)}"
@@ -377,7 +379,8 @@ def next_mask(
     return new
 
 
-def _openlth_masks(scope, rates, kinds, new, w_final, steps):
+def _openlth_masks(scope: str, rates: dict[str, float], kinds: dict[str, str], new: dict[str, torch.Tensor],
+                   w_final: dict[str, torch.Tensor], steps: int) -> dict[str, torch.Tensor]:
     """OpenLTH's sparse_global threshold rule (see the module docstring), in place on ``new``."""
     if scope == "layerwise":
         groups = [(float(rates[kinds[n]]), [n], [n]) for n in kinds if rates[kinds[n]] > 0]

@@ -19,7 +19,8 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError("device", "device", name, "no CUDA GPU is visible here; use auto or cpu")
         index = int(name.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise ConfigError("device", "device", name, f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0..cuda:{torch.cuda.device_count() - 1}")
+            count = torch.cuda.device_count()
+            raise ConfigError("device", "device", name, f"this machine has {count} GPU(s): cuda:0..cuda:{count - 1}")
     return torch.device(name)
 
 

@@ -16,7 +16,7 @@ trains. On a CPU-only machine the same code runs without pinning or streams.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -49,7 +49,8 @@ def place_dataset(data: Dataset, device: torch.device, budget_bytes: int | None 
     if device.type == "cuda":
         train_x, train_y = train_x.pin_memory(), train_y.pin_memory()
     return dataclasses.replace(data, train_x=train_x, train_y=train_y, val_x=data.val_x.to(device),
-                               val_y=data.val_y.to(device), test_x=data.test_x.to(device), test_y=data.test_y.to(device))
+                               val_y=data.val_y.to(device), test_x=data.test_x.to(device),
+                               test_y=data.test_y.to(device))
 
 
 class Batches:

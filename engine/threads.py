@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CAP_ENV", "FLOPS_PER_THREAD", "SAMPLE_SECONDS", "apply_run_threads", "apply_threads", "busy_cores", "choose_threads",
-           "flops_per_step", "live_run_threads", "usable_cores"]
+__all__ = ["CAP_ENV", "FLOPS_PER_THREAD", "SAMPLE_SECONDS", "apply_run_threads", "apply_threads", "busy_cores",
+           "choose_threads", "flops_per_step", "live_run_threads", "usable_cores"]
 
 CAP_ENV = "LTH_TUI_THREADS_CAP"
 FLOPS_PER_THREAD = 2e8

@@ -23,7 +23,6 @@ def _err(message: str) -> int:
 def cmd_export_artifact(args: argparse.Namespace) -> int:
     """Writes a tensorboard folder or a ticket file; prints the path written."""
     from engine.store import StoreError, default_runs_dir
-
     from lth_tui.export import ExportError
     from lth_tui.sweeps import find_group, read_group
 

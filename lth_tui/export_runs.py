@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.store import read_config, read_status
-from lth_tui.export import (ExportError, check_export_target, refuse_overwrite, side_by_side_csv, side_by_side_markdown,
-                            to_png)
+from lth_tui.export import (
+    ExportError,
+    check_export_target,
+    refuse_overwrite,
+    side_by_side_csv,
+    side_by_side_markdown,
+    to_png,
+)
 from lth_tui.run_labels import differing_keys, flatten, run_labels
 from lth_tui.untrusted import UnsafeTarget, write_file
 

@@ -83,9 +83,11 @@ def find_preset(name_or_path: str) -> Path:
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError("preset", None, None, f"no preset named {shown!r} ({getattr(exc, 'strerror', None) or exc})") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError("preset", None, None, f"no preset named {shown!r} ({reason})") from None
     names = ", ".join(p.name for p in list_presets()) or "(none found)"
-    raise ConfigError("preset", None, None, f"no preset named {shown!r}; presets: {names}; or give a path to a .toml file")
+    raise ConfigError("preset", None, None,
+                      f"no preset named {shown!r}; presets: {names}; or give a path to a .toml file")
 
 
 def load_preset(name_or_path: str, overrides: list[str] | None = None) -> tuple[ExperimentConfig, str]:

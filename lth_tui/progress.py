@@ -40,8 +40,8 @@ class ProgressView:
         self.count.feed(event)
         if kind == "run_start":
             self.together = bool(event.get("parallel_trials"))
-            self.task = self.progress.add_task("run", total=self.count.total, completed=self.count.done, where="starting",
-                                               it="", acc="–", wr="100%")
+            self.task = self.progress.add_task("run", total=self.count.total, completed=self.count.done,
+                                               where="starting", it="", acc="–", wr="100%")
             if event.get("resumed"):
                 self.console.print(f"resuming: {event.get('rounds_done', 0)} round(s) already done")
         elif self.task is None:
@@ -50,10 +50,12 @@ class ProgressView:
             trials, rounds = self.count.trials, self.count.rounds
             where = f"round {event['round']}/{rounds - 1}"
             if trials > 1:
-                where = f"{where}, {trials} trials together" if self.together else f"trial {event['trial'] + 1}/{trials} {where}"
+                where = (f"{where}, {trials} trials together" if self.together
+                         else f"trial {event['trial'] + 1}/{trials} {where}")
             self.progress.update(self.task, where=where, wr=f"{100 * event['weights_remaining']:.1f}%")
         elif kind == "eval":
-            self.progress.update(self.task, completed=self.count.done, it=f"it {event['iteration']}/{self.count.iterations}",
+            self.progress.update(self.task, completed=self.count.done,
+                                 it=f"it {event['iteration']}/{self.count.iterations}",
                                  acc=f"{100 * event['test_accuracy']:.1f}%")
         elif kind == "round_end":
             self.progress.update(self.task, completed=self.count.done)
@@ -74,7 +76,8 @@ class ProgressView:
         held_out = any(p.get("test_accuracy_mean") is not None for p in curve)
         what = "at early stop" if held_out or not curve else "final (no hold-out)"
         table = Table(title=f"test accuracy {what} vs weights remaining", title_justify="left")
-        for column in ("round", "weights %", "non-zero %", "acc % (mean)", "± std", "best %", "early stop", "supermask %", "n"):
+        for column in ("round", "weights %", "non-zero %", "acc % (mean)", "± std", "best %", "early stop",
+                       "supermask %", "n"):
             table.add_column(column, justify="right")
 
         def cell(value: float | None, scale: float = 100.0, digits: int = 2) -> str:

@@ -8,7 +8,8 @@ mask-1, mask-0, seed, ...). A run shown alone is described by its criterion and 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from engine.config import HASH_NEUTRAL_DEFAULTS, MACHINE_KEYS
 

@@ -6,16 +6,18 @@ speak the app's language (the Data panel's "data dir" and "download" fields), no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["ConfigChecks", "ModelSize", "data_problem", "model_size"]
 
 
 def data_problem(config: Any) -> str:
     """"" when the run can read its data (or will download it); else what to do in the app."""
-    from engine.datasets import DATASETS, default_data_dir, missing_files
+    from engine.dataset_files import missing_files
+    from engine.datasets import DATASETS, default_data_dir
 
     data_dir = Path(config.data.dir).expanduser() if config.data.dir else default_data_dir()
     folder, missing = missing_files(config.data.name, data_dir)

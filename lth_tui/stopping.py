@@ -8,8 +8,8 @@ imports no torch, so stopping is instant.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from engine.process import request_stop
 from engine.store import StoreError, read_status

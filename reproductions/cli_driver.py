@@ -17,10 +17,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -90,7 +91,9 @@ def _read_index(runs_dir: Path) -> dict[str, str]:
         index = json.loads((runs_dir / INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {k: v for k, v in index.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(index, dict) else {}
+    if not isinstance(index, dict):
+        return {}
+    return {k: v for k, v in index.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _remember(runs_dir: Path, command: list[str], run_dir: Path) -> None:
@@ -138,10 +141,11 @@ def run_variant(variant: Variant, args: argparse.Namespace) -> Finished:
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     run_dir = _reusable(args.runs_dir, command) if args.reuse else None
     if run_dir is None:
-        proc = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.strip()]
         if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"{variant.label}: `{' '.join(command)}` exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+            raise RuntimeError(f"{variant.label}: `{' '.join(command)}` exited {proc.returncode}:\n"
+                               f"{proc.stderr[-2000:]}")
         run_dir = Path(lines[0].strip())
         _remember(args.runs_dir, command, run_dir)
     seconds = _run_seconds(run_dir, time.perf_counter() - start)
@@ -217,7 +221,8 @@ def accuracy_key(summary: dict[str, Any], preferred: Sequence[str]) -> str:
     """The first of the preferred round keys that this run store has values for (early-stop
     figures are null without a hold-out)."""
     for key in preferred:
-        if any(record.get(key) is not None for trial in summary.get("trials", []) for record in trial.get("rounds", [])):
+        if any(record.get(key) is not None for trial in summary.get("trials", []) for record in trial.get("rounds",
+                                                                                                          [])):
             return key
     raise KeyError(f"none of {list(preferred)} in the run's rounds")
 
@@ -230,7 +235,8 @@ def nearest(reference: dict[float, Any], weights: float | None, tolerance: float
     return reference[best] if abs(math.log(best) - math.log(weights)) <= tolerance else None
 
 
-def report(title: str, finished: Sequence[Finished], table: str, started: float, notes: Callable[[], str] | None = None) -> None:
+def report(title: str, finished: Sequence[Finished], table: str, started: float,
+           notes: Callable[[], str] | None = None) -> None:
     """Prints the table with the commands and wall times, ready for reproductions/README.md."""
     print(f"## {title}\n")
     print(table)

@@ -19,8 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_driver import (Variant, common_arguments, markdown_table, mean_std, per_round, percent, report,  # noqa: E402
-                        run_all)
+from cli_driver import Variant, common_arguments, markdown_table, mean_std, per_round, percent, report, run_all  # noqa: E402
 
 VARIANTS = [
     Variant("learned supermask", preset="supermask-mnist1d"),

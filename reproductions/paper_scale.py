@@ -19,8 +19,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_driver import (Variant, accuracy_key, common_arguments, markdown_table, mean_std, per_round,  # noqa: E402
-                        percent, report, run_all, weights_column)
+from cli_driver import (  # noqa: E402
+    Variant,
+    accuracy_key,
+    common_arguments,
+    markdown_table,
+    mean_std,
+    per_round,
+    percent,
+    report,
+    run_all,
+    weights_column,
+)
 
 PRESETS = ("lenet-mnist", "conv2-cifar10", "conv4-cifar10", "conv6-cifar10", "resnet20-cifar10")
 

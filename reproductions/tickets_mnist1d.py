@@ -19,8 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_driver import (Variant, accuracy_key, common_arguments, markdown_table, mean_std, nearest, per_round,  # noqa: E402
-                        percent, report, run_all, weights_column)
+from cli_driver import (  # noqa: E402
+    Variant,
+    accuracy_key,
+    common_arguments,
+    markdown_table,
+    mean_std,
+    nearest,
+    per_round,
+    percent,
+    report,
+    run_all,
+    weights_column,
+)
 
 PRESET = "mnist1d-greydanus"
 

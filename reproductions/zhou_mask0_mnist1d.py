@@ -21,13 +21,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_driver import (Variant, accuracy_key, common_arguments, markdown_table, mean_std, per_round,  # noqa: E402
-                        percent, report, run_all, weights_column)
+from cli_driver import (  # noqa: E402
+    Variant,
+    accuracy_key,
+    common_arguments,
+    markdown_table,
+    mean_std,
+    per_round,
+    percent,
+    report,
+    run_all,
+    weights_column,
+)
 
 PRESET = "mnist1d-greydanus"
 MASK0 = ("zero", "freeze_init", "freeze_init_zero_mask", "freeze_init_zero_all")
 # `zero` is the preset's own mask-0: that run is tickets_mnist1d.py's ticket, reused when present.
-VARIANTS = [Variant(m, {"prune.criterion": "large_final", "prune.mask1": "rewind", **({} if m == "zero" else {"prune.mask0": m})})
+VARIANTS = [Variant(m, {"prune.criterion": "large_final", "prune.mask1": "rewind",
+                        **({} if m == "zero" else {"prune.mask0": m})})
             for m in MASK0]
 FORWARD_DENSITY = "weights_nonzero"
 

@@ -19,8 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_driver import (Variant, common_arguments, markdown_table, mean_std, per_round, percent, report,  # noqa: E402
-                        run_all, weights_column)
+from cli_driver import (  # noqa: E402
+    Variant,
+    common_arguments,
+    markdown_table,
+    mean_std,
+    per_round,
+    percent,
+    report,
+    run_all,
+    weights_column,
+)
 
 PRESET = "zhou-supermask-mnist1d"
 CRITERIA = ("large_final", "large_final_same_sign", "magnitude_increase", "movement", "random")

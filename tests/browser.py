@@ -34,7 +34,8 @@ class Browser:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         # Copies above 10, so that placing them at 3 and 4 in the child cannot clobber one another.
-        high = (fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 10), fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 10))
+        high = (fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 10),
+                fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 10))
         os.close(to_chrome_r)
         os.close(from_chrome_w)
 
@@ -110,7 +111,8 @@ class Browser:
         self.log.close()
 
 
-_TOKEN = re.compile(r"\x1b\[([0-9;?<>=:]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1bP.*?\x1b\\|\x1b[()][0-9A-Za-z]|\x1b.|"
+_TOKEN = re.compile(r"\x1b\[([0-9;?<>=:]*)[ -/]*([@-~])|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1bP.*?\x1b\\|"
+                    r"\x1b[()][0-9A-Za-z]|\x1b.|"
                     r"[\r\n\b]|[^\x00-\x1f\x1b]+", re.S)
 
 
@@ -121,7 +123,8 @@ def screen_text(stream: str, cols: int = 300, rows: int = 120) -> list[str]:
     for match in _TOKEN.finditer(stream):
         token = match.group(0)
         if match.group(2):
-            args = [int(a) if a.isdigit() else 0 for a in match.group(1).lstrip("?").split(";")] if match.group(1) else []
+            params = match.group(1).lstrip("?").split(";") if match.group(1) else []
+            args = [int(a) if a.isdigit() else 0 for a in params]
             final = match.group(2)
             first = args[0] if args else 0
             if final in "Hf":

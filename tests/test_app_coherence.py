@@ -286,6 +286,7 @@ async def test_runs_screen_columns_home_end_delete_and_export_marked(store: dict
         message = str(app.screen.query_one(".dialog-message", Static).render())
         assert store["a"].name in message and store["other"].name in message and "these 2 runs" in message
         await pilot.press("y")
-        await wait_for(pilot, lambda: not store["a"].exists() and not store["other"].exists() and len(screen.infos) == 1)
+        await wait_for(pilot,
+                       lambda: not store["a"].exists() and not store["other"].exists() and len(screen.infos) == 1)
         assert store["twin"].is_dir() and not screen.marked
     assert all(t is None or t <= 5 for t in timeouts) and LthApp.NOTIFICATION_TIMEOUT <= 5

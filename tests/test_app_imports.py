@@ -16,14 +16,15 @@ from lth_tui.cli import main
 out = io.StringIO()
 with contextlib.redirect_stdout(out):
     codes = [main(["presets"]), main(["runs", "--runs-dir", sys.argv[1]])]
-print(json.dumps({"codes": codes, "textual": sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.")),
-                  "out": out.getvalue()}))
+textual = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
+print(json.dumps({"codes": codes, "textual": textual, "out": out.getvalue()}))
 """
 
 
 def test_headless_commands_never_import_textual(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "runs")], cwd=REPO, capture_output=True,
-                            text=True, timeout=120, env={"PYTHONPATH": str(REPO), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                            text=True, timeout=120,
+                            env={"PYTHONPATH": str(REPO), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["codes"] == [0, 0]

@@ -14,8 +14,8 @@ from conftest import FAST_PRESET, wait_for
 from textual.widgets import DataTable, Input, Select
 
 from engine.config import from_dict
-from engine.process import request_stop
 from engine.launch import spawn
+from engine.process import request_stop
 from engine.store import create_run, pid_alive, read_status
 from lth_tui.app import LthApp
 from lth_tui.components.heatmap import MaskHeatmap
@@ -114,7 +114,8 @@ async def _reattached(app: LthApp, pilot) -> None:
                    and screen.model.position is not None, CHILD_TIMEOUT)
 
 
-async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path, tmp_path: Path, one_thread: None) -> None:
+async def test_quit_leaves_run_going_then_reattach_and_cancel(preset_home: Path, tmp_path: Path,
+                                                              one_thread: None) -> None:
     runs_dir = tmp_path / "runs"
     raw = tomllib.loads(FAST_PRESET)
     raw["train"].update(iterations=100000, eval_every=10)

@@ -163,7 +163,8 @@ async def test_open_a_finished_run_rebuilds_every_view(store: Path, finished_run
         assert sparsity.spec.xlog and sparsity.spec.series[0].yerr is not None
         assert len(screen.query_one("#stop-plot", PlotView).spec.series) == 1
         layers = screen.query_one("#layer-table", DataTable)
-        await wait_for(pilot, lambda: layers.row_count == 3 and len(layers.columns) == 4)  # 2 layers + all; layer, r0..r2
+        await wait_for(pilot,
+                       lambda: layers.row_count == 3 and len(layers.columns) == 4)  # 2 layers + all; layer, r0..r2
         assert str(layers.get_cell("fc.weight", "r0")) == "100.0"
         assert float(str(layers.get_cell("fc_layers.0.weight", "r2"))) == pytest.approx(64.0, abs=0.1)
         await pilot.press("3")
@@ -187,7 +188,8 @@ async def test_open_a_finished_run_rebuilds_every_view(store: Path, finished_run
         await pilot.press("1", "o")
         await wait_for(pilot, lambda: isinstance(app.screen, RunPicker))
         picker = app.screen.query_one(OptionList)
-        picker.highlighted = next(i for i in range(picker.option_count) if picker.get_option_at_index(i).id == str(control))
+        picker.highlighted = next(i for i in range(picker.option_count)
+                                  if picker.get_option_at_index(i).id == str(control))
         await pilot.press("enter")
         await wait_for(pilot, lambda: len(sparsity.spec.series) == 2)
         assert "random_reinit" in sparsity.spec.series[1].label

@@ -40,7 +40,8 @@ async def _load_fast(app: LthApp, pilot) -> None:
     await wait_for(pilot, lambda: app.setup_screen.preset_infos, 15)
     preset = app.setup_screen.query_one("#preset-select", Select)
     preset.value = "fast-test"  # as a click in the picker would
-    await wait_for(pilot, lambda: _input(app, "train.iterations").value == "60" and app.setup_screen.preset_name == "fast-test")
+    await wait_for(pilot, lambda: _input(app, "train.iterations").value == "60"
+                   and app.setup_screen.preset_name == "fast-test")
 
 
 @pytest.mark.parametrize("size", [(120, 40), (80, 24)])
@@ -51,7 +52,8 @@ async def test_setup_panels_choices_and_preset(preset_home: Path, tmp_path: Path
         await wait_for(pilot, lambda: app.screen is setup and setup.built, 30)
         for panel in ("data", "model", "training", "pruning", "run"):
             assert setup.query_one(f"#panel-{panel}").border_title
-        for key in ("prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy", "prune.rate.conv",
+        for key in ("prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy",
+                    "prune.rate.conv",
                     "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration", "trials", "device",
                     "seed", "train.optimizer", "train.lr", "train.momentum", "train.weight_decay", "train.batch_size",
                     "train.iterations", "train.schedule", "train.warmup_iterations", "train.eval_every", "data.name",
@@ -99,7 +101,7 @@ async def test_invalid_values_are_refused_inline(preset_home: Path, tmp_path: Pa
                 await pilot.press(*bad)
             else:
                 field.value = bad
-            await wait_for(pilot, lambda: setup.config is None and field.value == bad)
+            await wait_for(pilot, lambda field=field, bad=bad: setup.config is None and field.value == bad)
             assert reason in _error(app, key), key
             assert setup.query_one("#start-button", Button).disabled
             assert setup.check_action("start", ()) is None  # the footer key is shown disabled
@@ -149,7 +151,8 @@ async def test_change_criterion_and_save_as_preset(preset_home: Path, tmp_path: 
         # then save it, with one more change, as a preset
         _select(app, "prune.criterion").value = "movement"
         _input(app, "train.lr").value = "0.005"
-        await wait_for(pilot, lambda: app.setup_screen.config is not None and app.setup_screen.config.prune.criterion == "movement")
+        await wait_for(pilot, lambda: app.setup_screen.config is not None
+                       and app.setup_screen.config.prune.criterion == "movement")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, TextPrompt))
         prompt = app.screen.query_one(Input)
@@ -180,8 +183,10 @@ async def test_help_and_command_palette(preset_home: Path, tmp_path: Path) -> No
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert len(app.screen.query(".help-section")) == len(app.screen.sections)
-        text = "\n".join(f"{title}\n" + "\n".join(f"{k} {d}" for k, d, _ in rows) for title, rows in app.screen.sections)
-        for needle in ("Setup screen", "Run screen", "Runs screen", "Start run", "Save preset", "Cancel run", "Overlay run",
+        text = "\n".join(f"{title}\n" + "\n".join(f"{k} {d}" for k, d, _ in rows)
+                         for title, rows in app.screen.sections)
+        for needle in ("Setup screen", "Run screen", "Runs screen", "Start run", "Save preset", "Cancel run",
+                       "Overlay run",
                        "Compare", "Export", "Delete", "Resume", "Zoom in", "command palette", "Quit"):
             assert needle in text, needle
         await pilot.press("escape")
@@ -234,7 +239,8 @@ async def test_worker_failures_are_reported_and_quit_can_stop_live_runs(preset_h
     from lth_tui.screens.dialogs import QuitDialog
 
     stopped = []
-    monkeypatch.setattr("engine.process.request_stop", lambda run_dir, by="": stopped.append(Path(run_dir)) or StopResult("signalled", "stopped"))
+    monkeypatch.setattr("engine.process.request_stop",
+                        lambda run_dir, by="": stopped.append(Path(run_dir)) or StopResult("signalled", "stopped"))
 
     class LiveChild:
         pid = 4242

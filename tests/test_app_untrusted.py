@@ -92,7 +92,8 @@ async def test_run_screen_opens_damaged_lost_and_garbled_runs(store) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.run_screen
         app.open_run(store["shape"])
-        await wait_for(pilot, lambda: screen.model is not None and screen.model.opened and screen.model.state == "damaged")
+        await wait_for(pilot,
+                       lambda: screen.model is not None and screen.model.opened and screen.model.state == "damaged")
         assert "summary.json is damaged" in str(screen.query_one("#run-progress").render())
         app.open_run(store["types"])
         await wait_for(pilot, lambda: screen.model.run_dir == store["types"] and screen.model.opened

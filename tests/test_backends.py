@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lth_tui.backends.local import LocalBackend, gpu_slots
 from engine.process import pid_start
+from lth_tui.backends.local import LocalBackend, gpu_slots
 from lth_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +102,8 @@ def test_no_run_shares_a_gpu_slot_while_another_is_less_busy(tmp_path, jobs, gpu
     while True:
         states = backend.poll()
         for runner in started[seen:]:  # the runs this poll started, in order
-            others = [r for r in started if r is not runner and r.returncode is None and started.index(r) < started.index(runner)]
+            others = [r for r in started
+                      if r is not runner and r.returncode is None and started.index(r) < started.index(runner)]
             load = {slot: sum(1 for r in others if r.env["CUDA_VISIBLE_DEVICES"] == slot) for slot in slots}
             assert load[runner.env["CUDA_VISIBLE_DEVICES"]] == min(load.values()), (load, runner.env)
         seen = len(started)

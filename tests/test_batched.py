@@ -86,7 +86,8 @@ def test_batched_trials_write_the_same_run_store(tmp_path, digits, reference):
     evals = [e for e in events if e["event"] == "eval"]
     assert len(evals) == 3 * 3 * 3 and {e["trial"] for e in evals} == {0, 1, 2}
     ref_events = [json.loads(line) for line in (reference / "events.jsonl").read_text().splitlines()]
-    ref_evals = {(e["trial"], e["round"], e["iteration"]): e["test_accuracy"] for e in ref_events if e["event"] == "eval"}
+    ref_evals = {(e["trial"], e["round"], e["iteration"]): e["test_accuracy"]
+                 for e in ref_events if e["event"] == "eval"}
     assert {(e["trial"], e["round"], e["iteration"]): e["test_accuracy"] for e in evals} == ref_evals
     # each trial is charged its share of the round's shared wall time, so sums over trials stay true
     for r in range(3):
@@ -186,7 +187,8 @@ def test_vectorised_strategies_match_the_loop(digits):
             args = dict(criterion="large_final", scope="layerwise", rates={"conv": 0.1, "fc": 0.3, "output": 0.2},
                         kinds=kinds, mask=ones, w_init=pruned, generator=torch.Generator().manual_seed(0))
             a = next_mask(w_final=pruned, **args)
-            b = next_mask(w_final=reference, **{**args, "w_init": reference, "generator": torch.Generator().manual_seed(0)})
+            b = next_mask(w_final=reference,
+                          **{**args, "w_init": reference, "generator": torch.Generator().manual_seed(0)})
             agree = sum(int((a[n] == b[n]).sum()) for n in kinds) / sum(a[n].numel() for n in kinds)
             assert agree > 0.99
         assert max(abs(x - y) for x, y in zip(accuracies[strategy], accuracies["loop"])) <= 0.02
@@ -222,7 +224,8 @@ def test_one_batched_trial_equals_train_round(digits):
     schedule = resolve_schedule(config, len(digits.train_x))
     results = []
     for batched in (False, True):
-        model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[32], generator=generator(1, "init"))
+        model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[32],
+                            generator=generator(1, "init"))
         masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(2)) > 0.6
                  for n, p in model.named_parameters() if n in layer_kinds(model)}
         frozen = {n: p.detach().clone() for n, p in model.named_parameters() if n in masks}

@@ -32,7 +32,8 @@ def test_descriptions_and_shapes_match_the_registries() -> None:
 
 
 def test_choice_hints_are_the_docstrings_first_lines() -> None:
-    for key, registry in (("prune.criterion", CRITERIA), ("prune.mask1", MASK1_ACTIONS), ("prune.mask0", MASK0_ACTIONS)):
+    for key, registry in (("prune.criterion", CRITERIA), ("prune.mask1", MASK1_ACTIONS),
+                          ("prune.mask0", MASK0_ACTIONS)):
         assert tuple(catalog.CHOICE_HELP[key]) == tuple(registry)
         for name, fn in registry.items():
             assert catalog.CHOICE_HELP[key][name] == (fn.__doc__ or "").strip().splitlines()[0]

@@ -123,7 +123,8 @@ def test_export_every_format(tiny, tmp_path, capsys):
 def test_sweep_runs_the_cross_product_as_a_group(tiny, tmp_path, capsys):
     runs = tmp_path / "runs"
     code = main(["run", str(tiny), "--runs-dir", str(runs), "--quiet", "--set", "prune.rounds=1",
-                 "--sweep", "prune.criterion=large_final,random", "--sweep", "prune.mask1=rewind,random_reinit", "--jobs", "2"])
+                 "--sweep", "prune.criterion=large_final,random", "--sweep", "prune.mask1=rewind,random_reinit",
+                 "--jobs", "2"])
     assert code == 0
     (group,) = (runs / "groups").iterdir()
     members = json.loads((group / "group.json").read_text())["runs"]
@@ -150,18 +151,20 @@ def test_bad_sweep_value_writes_nothing(tiny, tmp_path, capsys):
 def test_sweep_queues_its_later_runs_and_resume_respects_the_queue(tiny, tmp_path, capsys, monkeypatch):
     """A sequential sweep's runs wait as "queued" (not "interrupted": nobody may resume them
     behind the sweep's back); once the sweep is gone they are interrupted and resumable."""
-    import lth_tui.cli as cli
+    import lth_tui.cli_start as cli_start
     from engine.store import list_runs, run_info
+    from lth_tui.cli_contract import EXIT_INTERRUPTED
 
     runs = tmp_path / "runs"
     seen = {}
 
     def first_then_ctrl_c(run_dir, *args, **kwargs):
         seen.update({info.path: info.state for info in list_runs(runs)})
-        return cli.EXIT_INTERRUPTED  # as if Ctrl-C stopped the first run: the sweep stops
+        return EXIT_INTERRUPTED  # as if Ctrl-C stopped the first run: the sweep stops
 
-    monkeypatch.setattr(cli, "_execute_with_progress", first_then_ctrl_c)
-    assert main(["run", str(tiny), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random"]) == 130
+    monkeypatch.setattr(cli_start, "execute_with_progress", first_then_ctrl_c)
+    sweep = ["--sweep", "prune.criterion=large_final,random"]
+    assert main(["run", str(tiny), "--runs-dir", str(runs), "--quiet", *sweep]) == 130
     monkeypatch.undo()
     assert sorted(seen.values()) == ["queued", "queued"]  # neither had started when the first was handed over
     (queued,) = [d for d in seen if "random" in (d / "config.toml").read_text()]
@@ -190,7 +193,8 @@ def test_resume_refuses_a_non_run(tmp_path, capsys):
 def test_presets_lists_shipped_presets():
     result = _run_cli("presets")
     assert result.returncode == 0
-    for name in ("digits-quick", "mnist1d-lottery", "lenet-mnist", "resnet20-cifar10", "zhou-fc-mnist", "zhou-supermask-mnist1d"):
+    for name in ("digits-quick", "mnist1d-lottery", "lenet-mnist", "resnet20-cifar10", "zhou-fc-mnist",
+                 "zhou-supermask-mnist1d"):
         assert name in result.stdout
 
 
@@ -218,7 +222,8 @@ def test_same_sign_signed_constant_supermasks_beat_chance(tmp_path, data, chance
     preset.write_text(
         f'name = "sm"\ndevice = "cpu"\n[data]\nname = "{data}"\nval_size = 300\n[model]\nhidden = [128, 64]\n'
         '[train]\niterations = 300\neval_every = 100\nbatch_size = 100\nlr = 2e-3\n'
-        '[prune]\nrounds = 3\nrate = { fc = 0.4, output = 0.2 }\ncriterion = "large_final_same_sign"\nmask1 = "signed_constant"\n')
+        '[prune]\nrounds = 3\nrate = { fc = 0.4, output = 0.2 }\ncriterion = "large_final_same_sign"\n'
+        'mask1 = "signed_constant"\n')
     assert main(["run", str(preset), "--runs-dir", str(tmp_path / "runs"), "--quiet"]) == 0
     summary = read_summary(next((tmp_path / "runs").iterdir()))
     rounds = summary["trials"][0]["rounds"]

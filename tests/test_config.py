@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (ConfigError, ExperimentConfig, all_keys, apply_overrides, choices, from_dict, load_config,
-                           resolve_schedule, to_toml)
+from engine.config import (
+    ConfigError,
+    ExperimentConfig,
+    all_keys,
+    apply_overrides,
+    choices,
+    from_dict,
+    load_config,
+    resolve_schedule,
+    to_toml,
+)
 from engine.steps import Step
 from lth_tui.presets import builtin_dir, list_presets
 
@@ -45,7 +54,8 @@ def test_every_shipped_preset_loads():
 
 def test_paper_recipes_match_their_tables():
     lenet = load_config(builtin_dir() / "lenet-mnist.toml")
-    assert (lenet.train.optimizer, lenet.train.lr, lenet.train.batch_size, lenet.train.iterations) == ("adam", 1.2e-3, 60, Step(50000))
+    assert (lenet.train.optimizer, lenet.train.lr, lenet.train.batch_size, lenet.train.iterations) == ("adam", 1.2e-3,
+                                                                                                       60, Step(50000))
     assert lenet.prune.rate["fc"] == 0.2 and lenet.prune.rate["output"] == 0.1 and lenet.prune.scope == "layerwise"
     for name, lr, its, conv in (("conv2", 2e-4, 20000, 0.1), ("conv4", 3e-4, 25000, 0.1), ("conv6", 3e-4, 30000, 0.15)):
         c = load_config(builtin_dir() / f"{name}-cifar10.toml")
@@ -60,8 +70,10 @@ def test_paper_recipes_match_their_tables():
     vgg = load_config(builtin_dir() / "vgg16-cifar10.toml")
     assert vgg.prune.rate["output"] == 0.0 and vgg.prune.rate["conv"] == 0.2
     for c in (resnet, vgg):
-        assert (c.data.val_size, c.model.bn_init, c.model.bias_init, c.train.last_batch) == (0, "uniform", "torch-default", "keep")
-    assert resolve_schedule(from_dict({"train": {"batch_size": 128}}), 50000).iterations_per_epoch == 390  # "drop" stays the default
+        assert (c.data.val_size, c.model.bn_init, c.model.bias_init, c.train.last_batch) == (0, "uniform",
+                                                                                             "torch-default", "keep")
+    # "drop" stays the default
+    assert resolve_schedule(from_dict({"train": {"batch_size": 128}}), 50000).iterations_per_epoch == 390
 
 
 def test_overrides_parse_toml_values_and_bare_strings():

@@ -261,25 +261,25 @@ def test_large_final_global_equals_torch_global_unstructured_two_steps():
     layers = {"0.weight": model[0], "2.weight": model[2], "4.weight": model[4]}
     kinds = {"0.weight": "fc", "2.weight": "fc", "4.weight": "output"}
     rates = {"fc": 0.2, "output": 0.2}
-    w_init = {n: torch.randn_like(l.weight) for n, l in layers.items()}
-    mask = {n: torch.ones_like(l.weight, dtype=torch.bool) for n, l in layers.items()}
+    w_init = {n: torch.randn_like(layer.weight) for n, layer in layers.items()}
+    mask = {n: torch.ones_like(layer.weight, dtype=torch.bool) for n, layer in layers.items()}
     g = torch.Generator().manual_seed(3)
-    params = [(l, "weight") for l in layers.values()]
+    params = [(layer, "weight") for layer in layers.values()]
     for step in range(2):
         with torch.no_grad():
-            for l in layers.values():     # "training": new final weights each round
-                target = l.weight_orig if hasattr(l, "weight_orig") else l.weight
+            for layer in layers.values():     # "training": new final weights each round
+                target = layer.weight_orig if hasattr(layer, "weight_orig") else layer.weight
                 target.add_(torch.randn_like(target) * 0.3)
             model(torch.zeros(1, 20))     # the prune hook refreshes .weight = weight_orig * mask
-        w_final = {n: (l.weight_orig if hasattr(l, "weight_orig") else l.weight).detach().clone()
-                   for n, l in layers.items()}
+        w_final = {n: (layer.weight_orig if hasattr(layer, "weight_orig") else layer.weight).detach().clone()
+                   for n, layer in layers.items()}
         survivors = sum(int(m.sum()) for m in mask.values())
         amount = math.ceil(0.2 * survivors)
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
         mask = next_mask(criterion="large_final", scope="global", rates=rates, kinds=kinds,
                          mask=mask, w_init=w_init, w_final=w_final, generator=g)
-        for n, l in layers.items():
-            assert torch.equal(mask[n], l.weight_mask.bool()), (step, n)
+        for n, layer in layers.items():
+            assert torch.equal(mask[n], layer.weight_mask.bool()), (step, n)
         assert sum(int(m.sum()) for m in mask.values()) == survivors - amount
 
 

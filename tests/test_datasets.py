@@ -18,15 +18,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import datasets as ds_mod
+from engine import dataset_generated
+from engine.dataset_tensors import RandomCropFlip, validation_split
 from engine.datasets import (
     DATASETS,
     Dataset,
     DatasetError,
-    RandomCropFlip,
     default_data_dir,
     load_dataset,
-    validation_split,
 )
 
 CIFAR_MEAN = torch.tensor((0.4914, 0.4822, 0.4465)).view(1, 3, 1, 1)
@@ -231,7 +230,7 @@ MNIST1D_SAMPLES = 1000  # the default is 5000; a fifth keeps the real generator 
 
 
 def test_mnist1d_default_args_give_4000_1000_by_40() -> None:
-    args = ds_mod._mnist1d_args()
+    args = dataset_generated.mnist1d_args()
     assert "url" not in args  # the download path is never used
     assert args["num_samples"] * args["train_split"] == 4000
     assert args["num_samples"] * (1 - args["train_split"]) == pytest.approx(1000)
@@ -243,16 +242,16 @@ def mnist1d_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real generation (with fewer samples), shared by the mnist1d tests."""
     root = tmp_path_factory.mktemp("data")
     with pytest.MonkeyPatch.context() as mp:
-        args = {**ds_mod._mnist1d_args(), "num_samples": MNIST1D_SAMPLES}
-        mp.setattr(ds_mod, "_mnist1d_args", lambda: dict(args))
+        args = {**dataset_generated.mnist1d_args(), "num_samples": MNIST1D_SAMPLES}
+        mp.setattr(dataset_generated, "mnist1d_args", lambda: dict(args))
         load_dataset("mnist1d", val_size=100, data_dir=root)
     return root
 
 
 @pytest.fixture
 def small_mnist1d(mnist1d_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    args = {**ds_mod._mnist1d_args(), "num_samples": MNIST1D_SAMPLES}
-    monkeypatch.setattr(ds_mod, "_mnist1d_args", lambda: dict(args))
+    args = {**dataset_generated.mnist1d_args(), "num_samples": MNIST1D_SAMPLES}
+    monkeypatch.setattr(dataset_generated, "mnist1d_args", lambda: dict(args))
     return mnist1d_dir
 
 

@@ -72,7 +72,8 @@ def test_round_records_carry_both_densities(runs, name):
         assert rec["layers"] == pytest.approx(layers, abs=1e-12)
         assert rec["layers_nonzero"] == pytest.approx(layers_nonzero, abs=1e-12)
         assert starts[rec["round"]]["weights_nonzero"] == rec["weights_nonzero"]
-        assert point["weights_trainable"] == rec["weights_trainable"] and point["weights_nonzero"] == rec["weights_nonzero"]
+        assert point["weights_trainable"] == rec["weights_trainable"]
+        assert point["weights_nonzero"] == rec["weights_nonzero"]
         evals = json.loads((run_dir / "trial-0" / f"round-{rec['round']}" / "evals.json").read_text())
         assert rec["test_accuracy_best"] == max(e["test_accuracy"] for e in evals)
         assert point["test_accuracy_best_mean"] == rec["test_accuracy_best"]
@@ -124,7 +125,8 @@ async def test_run_screen_shows_the_non_zero_density(runs, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_run(runs["frozen"])
         screen = app.run_screen
-        await wait_for(pilot, lambda: app.screen is screen and screen.model is not None and len(screen.model.curve()) == 2)
+        await wait_for(pilot,
+                       lambda: app.screen is screen and screen.model is not None and len(screen.model.curve()) == 2)
         sparsity = screen.query_one("#sparsity-plot", PlotView)
         await wait_for(pilot, lambda: len(sparsity.spec.series) == 2)
         trainable, nonzero = sparsity.spec.series
@@ -134,7 +136,8 @@ async def test_run_screen_shows_the_non_zero_density(runs, tmp_path):
         await wait_for(pilot, lambda: layers.row_count == 3)
         rec = read_summary(runs["frozen"])["trials"][0]["rounds"][1]
         assert str(layers.get_cell("fc.weight", "r0")) == "100.0"  # round 0: both 100%, one number
-        assert str(layers.get_cell("fc_layers.0.weight", "r1")) == f"{100 * rec['layers']['fc_layers.0.weight']:.1f} (nz 100.0)"
+        first = rec["layers"]["fc_layers.0.weight"]
+        assert str(layers.get_cell("fc_layers.0.weight", "r1")) == f"{100 * first:.1f} (nz 100.0)"
         assert str(layers.get_cell("all weights", "r1")) == f"{100 * rec['weights_remaining']:.1f} (nz 100.0)"
         app.open_run(runs["nohold"])  # no hold-out: the sparsity curve draws the final accuracy
         await wait_for(pilot, lambda: screen.model is not None and screen.model.run_dir == runs["nohold"]

@@ -84,7 +84,8 @@ def test_markdown_lmc_table_matches_the_lmc_files(runs: dict[str, Path]) -> None
     assert k0["round"] == 1 and k0["trial"] == 1
     line = next(line for line in md.splitlines() if line.startswith("| 1 |") and "| k=0 |" in line)
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    assert cells[3] == f"{100 * k0['barrier']:.2f}" and cells[4] == ("yes" if k0["stable"] else "no") and cells[6] == "1"
+    assert cells[3] == f"{100 * k0['barrier']:.2f}"
+    assert cells[4] == ("yes" if k0["stable"] else "no") and cells[6] == "1"
 
 
 def test_markdown_overlap_tables_match_numpy(runs: dict[str, Path]) -> None:

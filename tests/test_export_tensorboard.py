@@ -24,9 +24,11 @@ def test_run_export_has_round_curves_and_the_sparsity_curve(analysis_runs, tmp_p
             events = read_folder(root / f"trial-{t}" / f"round-{r}")
             assert events.file_version.startswith("brain.Event:")
             evals = read_json(run / f"trial-{t}" / f"round-{r}" / "evals.json")
-            for key, tag in (("val_loss", "val/loss"), ("val_accuracy", "val/accuracy"), ("test_accuracy", "test/accuracy")):
+            for key, tag in (("val_loss", "val/loss"), ("val_accuracy", "val/accuracy"),
+                             ("test_accuracy", "test/accuracy")):
                 assert events.scalars[tag] == [(e["iteration"], pytest.approx(e[key], rel=1e-6)) for e in evals]
-            train = [(e["iteration"], pytest.approx(e["train_loss"], rel=1e-6)) for e in evals if e["train_loss"] is not None]
+            train = [(e["iteration"], pytest.approx(e["train_loss"], rel=1e-6))
+                     for e in evals if e["train_loss"] is not None]
             assert events.scalars["train/loss"] == train and len(train) >= 2
     sparsity = read_folder(root / "sparsity")
     curve = summary["curve"]
@@ -40,7 +42,8 @@ def test_run_export_has_round_curves_and_the_sparsity_curve(analysis_runs, tmp_p
     trial1 = read_folder(root / "trial-1" / "sparsity")
     rounds = summary["trials"][1]["rounds"]
     assert trial1.scalars["sparsity/test_accuracy"] == [
-        (round(10_000 * rec["weights_remaining"]), pytest.approx(rec["test_accuracy_at_early_stop"], rel=1e-6)) for rec in rounds]
+        (round(10_000 * rec["weights_remaining"]), pytest.approx(rec["test_accuracy_at_early_stop"], rel=1e-6))
+        for rec in rounds]
     # A second export replaces the first: no doubled curves.
     assert main(["export", str(run), "--format", "tensorboard", "-o", str(out)]) == 0
     assert len(list((root / "sparsity").glob("events.out.tfevents.*"))) == 1
@@ -54,7 +57,8 @@ def test_group_export_writes_the_swept_keys_as_hparams(tmp_path, capsys, monkeyp
                       '[model]\nhidden = [16]\n[train]\niterations = 20\neval_every = 10\nbatch_size = 50\n'
                       '[prune]\nrounds = 1\n')
     runs = tmp_path / "runs"
-    assert main(["run", str(preset), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random",
+    assert main(["run", str(preset), "--runs-dir", str(runs), "--quiet", "--sweep",
+                 "prune.criterion=large_final,random",
                  "--sweep", "model.hidden=[16],[8]"]) == 0
     group = Path(capsys.readouterr().out.strip().splitlines()[0])
     out = tmp_path / "tb"
@@ -99,7 +103,8 @@ def test_report_exports_never_load_tensorboardx_or_textual_serve(analysis_runs, 
 
     root = Path(__file__).resolve().parent.parent
     code = ("import sys\nfrom lth_tui.cli import main\n"
-            f"assert main(['export', {str(analysis_runs['imp'])!r}, '--format', 'md', '-o', {str(tmp_path / 'x.md')!r}]) == 0\n"
+            f"assert main(['export', {str(analysis_runs['imp'])!r}, '--format', 'md', '-o', "
+            f"{str(tmp_path / 'x.md')!r}]) == 0\n"
             f"assert main(['runs', '--runs-dir', {str(tmp_path)!r}]) == 0\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorboardX', 'textual_serve', 'aiohttp'))\n"
             "assert not bad, bad\n")

@@ -26,7 +26,7 @@ from engine.config import ConfigError, all_keys, apply_overrides, from_dict, to_
 from engine.datasets import DATASETS
 from engine.models import ModelError, build_model
 from engine.training import generator
-from lth_tui import cli
+from lth_tui import cli, cli_start
 
 # data.download would reach for the network, data.dir names a folder: both are machine keys
 # whose effects other tests cover.
@@ -40,8 +40,10 @@ numbers = st.one_of(st.integers(-2 ** 70, 2 ** 70), st.integers(-3, 3000),
                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 1e-3, 0.0, 1.0, 1e308, -0.0]))
 words = st.one_of(st.text(max_size=20),
                   st.sampled_from(["auto", "cpu", "cuda:3", "sgd", "adam", "multistep", "cosine", "global", "movement",
-                                   "random_reinit", "freeze_init", "2ep", "10it", "0ep", "edge-popup", "supermask", "mlp",
-                                   "conv2", "resnet20", "vgg16", "lenet-300-100", "mnist1d", "digits", "true", "false"]))
+                                   "random_reinit", "freeze_init", "2ep", "10it", "0ep", "edge-popup", "supermask",
+                                   "mlp",
+                                   "conv2", "resnet20", "vgg16", "lenet-300-100", "mnist1d", "digits", "true",
+                                   "false"]))
 leaves = st.one_of(numbers, words, st.booleans())
 values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(
     ["conv", "fc", "output", "x"]), inner, max_size=3), max_leaves=6)
@@ -110,7 +112,7 @@ def test_config_values_validate_and_build_or_raise_config_error(changes, capped_
 @given(sets=st.lists(set_strings, min_size=1, max_size=3))
 def test_set_strings_through_the_cli_exit_0_or_2_with_one_line_and_no_run_dir(sets, capped_memory, monkeypatch):
     calls = []
-    monkeypatch.setattr(cli, "_execute_with_progress", lambda run_dir, *a, **k: calls.append(run_dir) or 0)
+    monkeypatch.setattr(cli_start, "execute_with_progress", lambda run_dir, *a, **k: calls.append(run_dir) or 0)
     root = Path(tempfile.mkdtemp(prefix="lth-fuzz-"))
     try:
         preset = root / "fuzz.toml"

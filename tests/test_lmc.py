@@ -56,7 +56,8 @@ def test_barrier_is_the_max_rise_over_the_mean_of_the_ends():
 
 def test_batchnorm_statistics_are_recomputed_at_each_alpha():
     torch.manual_seed(0)  # float64: BatchNorm's sums and mean(0) / var(0) reduce in different orders
-    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 3)).double()
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 3)).double()
     a = {k: v.clone() for k, v in net.state_dict().items()}
     b = {k: (v + torch.randn_like(v) if v.is_floating_point() else v.clone()) for k, v in a.items()}
     b["1.running_mean"] += 100.0  # stale statistics that interpolation would carry along
@@ -83,7 +84,8 @@ def test_same_start_is_connected_independent_inits_are_not(digits):
     other = _mlp(digits, 1)
     trained_other = lmc_from(other, digits, config.train, schedule, other.state_dict(), masks, None, seed=2,
                              points=3)["state_a"]
-    independent = barrier(error_curve(_mlp(digits, 0), same["state_a"], trained_other, digits.test_x, digits.test_y, 11))
+    independent = barrier(error_curve(_mlp(digits, 0), same["state_a"], trained_other, digits.test_x, digits.test_y,
+                                      11))
     assert same["barrier"] < 0.03 and same["stable"]
     assert independent > 0.15 and independent > same["barrier"] + 0.1
 

@@ -131,7 +131,8 @@ def test_config_refuses_openlth_where_it_has_no_meaning():
         from_dict(merged(BASE, prune={**BASE["prune"], "rate": {"conv": 0.2, "fc": 0.2, "output": 0.1}}))
     # a kind at rate 0 is an ignored layer; layerwise takes any rates
     from_dict(merged(BASE, prune={**BASE["prune"], "rate": {"conv": 0.0, "fc": 0.2, "output": 0.0}}))
-    from_dict(merged(BASE, prune={**BASE["prune"], "scope": "layerwise", "rate": {"conv": 0.1, "fc": 0.2, "output": 0.1}}))
+    from_dict(merged(BASE,
+                     prune={**BASE["prune"], "scope": "layerwise", "rate": {"conv": 0.1, "fc": 0.2, "output": 0.1}}))
     with pytest.raises(ConfigError, match="prune.count.*allowed: exact, openlth"):
         from_dict({"prune": {"count": "frankle"}})
 
@@ -146,4 +147,5 @@ def test_count_key_keeps_old_hashes():
     assert from_dict({}).config_hash() == "fa192696c6b2d3b688b3725198356d19dfaad30bd74f1ee23a40c14f3bb79612"
     assert from_dict(OLD).config_hash() == "1a3e33a116d009cc8b162eb4ff3e8f15a60a6dd1faef1ccfd7d4e4b4ac99cef3"
     assert from_dict({"prune": {"count": "exact"}}).config_hash() == from_dict({}).config_hash()
-    assert from_dict(merged(BASE)).config_hash() != from_dict(merged(BASE, prune={**BASE["prune"], "count": "exact"})).config_hash()
+    exact = from_dict(merged(BASE, prune={**BASE["prune"], "count": "exact"}))
+    assert from_dict(merged(BASE)).config_hash() != exact.config_hash()

@@ -22,8 +22,10 @@ def one_thread():
 
 
 def test_jaccard_by_hand():
-    a = {"x": torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool), "y": torch.tensor([1, 0, 1], dtype=torch.bool)}
-    b = {"x": torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]], dtype=torch.bool), "y": torch.tensor([0, 1, 0], dtype=torch.bool)}
+    a = {"x": torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool),
+         "y": torch.tensor([1, 0, 1], dtype=torch.bool)}
+    b = {"x": torch.tensor([[1, 0, 1, 0], [1, 0, 0, 1]], dtype=torch.bool),
+         "y": torch.tensor([0, 1, 0], dtype=torch.bool)}
     result = jaccard(a, b)
     # x: intersection {0, 4} = 2, union {0, 1, 2, 4, 7} = 5; y: intersection 0, union 3
     assert result["layers"] == {"x": pytest.approx(2 / 5), "y": 0.0}
@@ -65,7 +67,8 @@ def runs(tmp_path_factory):
 
 
 def _mask_np(run_dir, t, r):
-    return {k: v.astype(bool) for k, v in load_np(str(run_dir / f"trial-{t}" / f"round-{r}" / "mask.safetensors")).items()}
+    masks = load_np(str(run_dir / f"trial-{t}" / f"round-{r}" / "mask.safetensors"))
+    return {k: v.astype(bool) for k, v in masks.items()}
 
 
 def _np_jaccard(a, b):

@@ -17,7 +17,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import pytest
 import torch
 
 from engine.config import from_dict
@@ -59,7 +58,8 @@ def _kill_worker_mid_run(runs: Path, killed: list[int], problems: list[str]) -> 
                 if evals(run_dir):
                     pid = status(run_dir)["pid"]
                     worker = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                    assert b"ray" in Path(f"/proc/{worker}/cmdline").read_bytes(), "the runner's parent is not a Ray worker"
+                    assert b"ray" in Path(f"/proc/{worker}/cmdline").read_bytes(), \
+                        "the runner's parent is not a Ray worker"
                     os.kill(worker, signal.SIGKILL)
                     killed.append(worker)
                     return
@@ -69,7 +69,8 @@ def _kill_worker_mid_run(runs: Path, killed: list[int], problems: list[str]) -> 
         problems.append(repr(exc))
 
 
-def test_a_task_killed_mid_run_is_retried_and_ends_with_the_masks_of_an_uninterrupted_run(ray_cluster, tmp_path, one_thread):
+def test_a_task_killed_mid_run_is_retried_and_ends_with_the_masks_of_an_uninterrupted_run(ray_cluster, tmp_path,
+                                                                                          one_thread):
     runs = tmp_path / "runs"
     path = preset(tmp_path, iterations=400, rounds=3)
     killed: list[int] = []
@@ -107,7 +108,8 @@ def test_a_task_killed_mid_run_is_retried_and_ends_with_the_masks_of_an_uninterr
         assert got["test_accuracy_final"] == want["test_accuracy_final"]
 
 
-def test_ctrl_c_leaves_every_run_cancelled_and_resumable_and_each_run_had_its_own_gpu(ray_cluster, tmp_path, one_thread):
+def test_ctrl_c_leaves_every_run_cancelled_and_resumable_and_each_run_had_its_own_gpu(ray_cluster, tmp_path,
+                                                                                      one_thread):
     runs = tmp_path / "runs"
     path = preset(tmp_path, iterations=3000, rounds=2)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

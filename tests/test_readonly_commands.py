@@ -20,7 +20,8 @@ PROBE = """
 import contextlib, io, json, sys
 from lth_tui.cli import main
 run_dir, runs_dir = sys.argv[1], sys.argv[2]
-commands = [["presets"], ["--help"], ["runs", "--runs-dir", runs_dir], ["runs", "--runs-dir", run_dir + "/nothing-here"],
+commands = [["presets"], ["--help"], ["runs", "--runs-dir", runs_dir],
+            ["runs", "--runs-dir", run_dir + "/nothing-here"],
             ["export", run_dir, "--format", "json", "-o", "-"], ["export", run_dir, "--format", "md", "-o", "-"],
             ["export", run_dir, "--format", "csv", "-o", "-"], ["export", run_dir + "-missing", "--format", "json"],
             ["export", run_dir, "--format", "xml"], ["no-such-command"]]

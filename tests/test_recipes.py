@@ -44,9 +44,11 @@ def test_each_experiment_has_its_own_recipe():
     imp = load_config(PRESETS / "digits-quick.toml")
     assert (imp.train.optimizer, imp.train.lr) == ("adam", 2e-3)
     zhou = mask_recipe(load_config(PRESETS / "digits-quick.toml", ["experiment=supermask"]))
-    assert (zhou.optimizer, zhou.lr, zhou.momentum, zhou.weight_decay, zhou.schedule) == ("sgd", 100.0, 0.9, 0.0, "constant")
+    assert (zhou.optimizer, zhou.lr, zhou.momentum, zhou.weight_decay, zhou.schedule) == ("sgd", 100.0, 0.9, 0.0,
+                                                                                          "constant")
     popup = mask_recipe(load_config(PRESETS / "digits-quick.toml", ["experiment=edge-popup"]))
-    assert (popup.optimizer, popup.lr, popup.momentum, popup.weight_decay, popup.schedule) == ("sgd", 0.1, 0.9, 1e-4, "cosine")
+    assert (popup.optimizer, popup.lr, popup.momentum, popup.weight_decay, popup.schedule) == ("sgd", 0.1, 0.9, 1e-4,
+                                                                                               "cosine")
     assert popup.batch_size == imp.train.batch_size  # everything but the optimizer keys stays [train]'s
     mine = mask_recipe(load_config(PRESETS / "digits-quick.toml", ["experiment=supermask", "supermask.lr=50"]))
     assert (mine.lr, mine.momentum) == (50.0, 0.9)
@@ -82,6 +84,7 @@ async def test_setup_shows_the_recipe_in_force(preset_home: Path, tmp_path: Path
         await wait_for(pilot, lambda: str(hint.render()).startswith(
             "supermask recipe ([supermask], Zhou et al.'s for optimizer, momentum, weight_decay, schedule): sgd lr 50"))
         setup.query_one("#" + field_id("experiment"), Select).value = "edge-popup"
-        await wait_for(pilot, lambda: "edge-popup recipe" in str(hint.render()) and "cosine schedule" in str(hint.render()))
+        await wait_for(pilot,
+                       lambda: "edge-popup recipe" in str(hint.render()) and "cosine schedule" in str(hint.render()))
         assert setup.config is not None and mask_recipe(setup.config).lr == 50.0
         assert recipe_text(setup.config) == str(hint.render())

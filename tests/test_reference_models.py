@@ -59,7 +59,8 @@ def test_torch_default_init_and_biases():
 
 def test_openlth_batchnorm_and_bias_init():
     """bn_initializers.uniform: BN weight U[0,1), bias 0; conv/linear biases at PyTorch's default."""
-    plain = build_model("vgg16", input_shape=(3, 32, 32), num_classes=10, init="kaiming-normal", generator=generator(0, "init"))
+    plain = build_model("vgg16", input_shape=(3, 32, 32), num_classes=10, init="kaiming-normal",
+                        generator=generator(0, "init"))
     model = build_model("vgg16", input_shape=(3, 32, 32), num_classes=10, init="kaiming-normal", bn_init="uniform",
                         bias_init="torch-default", generator=generator(0, "init"))
     bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -74,8 +75,11 @@ def test_openlth_batchnorm_and_bias_init():
 
 def test_greydanus_preset_follows_the_notebook():
     c = load_config(PRESETS / "mnist1d-greydanus.toml")
-    assert (c.model.hidden, c.model.residual, c.model.init, c.model.bias_init) == ([500, 500], True, "torch-default", "torch-default")
-    assert (c.train.optimizer, c.train.lr, c.train.batch_size, c.train.weight_decay, c.train.schedule) == ("adam", 2e-2, 100, 0.0, "constant")
+    assert (c.model.hidden, c.model.residual, c.model.init, c.model.bias_init) == ([500, 500], True, "torch-default",
+                                                                                   "torch-default")
+    assert (c.train.optimizer, c.train.lr, c.train.batch_size, c.train.weight_decay, c.train.schedule) == ("adam", 2e-2,
+                                                                                                           100, 0.0,
+                                                                                                           "constant")
     assert resolve_schedule(c, 4000).iterations == 1502 and c.data.val_size == 0
     assert c.prune.rate["fc"] == c.prune.rate["output"] and c.prune.scope == "layerwise" and c.trials == 2
     assert (1 - c.prune.rate["fc"]) ** c.prune.rounds <= 0.02  # the reproduction goes down to <= 2% weights

@@ -58,14 +58,16 @@ def test_run_store_matches_the_contract(tmp_path):
     rounds = summary["trials"][0]["rounds"]
     assert summary["trials"][0]["seed"] == 0 and [r["round"] for r in rounds] == [0, 1, 2, 3]
     for record in rounds:
-        for key in ("weights_remaining", "layers", "early_stop_iteration", "val_loss_min", "test_accuracy_at_early_stop",
+        for key in ("weights_remaining", "layers", "early_stop_iteration", "val_loss_min",
+                    "test_accuracy_at_early_stop",
                     "test_accuracy_final", "supermask_accuracy", "seconds"):
             assert key in record, key
     assert [p["n"] for p in summary["curve"]] == [1, 1, 1, 1]
     assert rounds[0]["weights_remaining"] == 1.0 and rounds[-1]["weights_remaining"] < 0.4
     assert rounds[0]["test_accuracy_at_early_stop"] > 0.8
     init = load_np(str(run_dir / "trial-0" / "init.safetensors"))
-    assert set(init) == {"fc_layers.0.weight", "fc_layers.0.bias", "fc_layers.1.weight", "fc_layers.1.bias", "fc.weight", "fc.bias"}
+    assert set(init) == {"fc_layers.0.weight", "fc_layers.0.bias", "fc_layers.1.weight", "fc_layers.1.bias",
+                         "fc.weight", "fc.bias"}
     for r in range(4):
         mask = load_np(str(run_dir / "trial-0" / f"round-{r}" / "mask.safetensors"))
         assert set(mask) == {"fc_layers.0.weight", "fc_layers.1.weight", "fc.weight"}
@@ -180,7 +182,8 @@ def _cli(*args: str) -> subprocess.Popen:
 
 def _same_results(a: Path, b: Path) -> None:
     sa, sb = read_summary(a), read_summary(b)
-    strip = lambda s: [{k: v for k, v in r.items() if k != "seconds"} for t in s["trials"] for r in t["rounds"]]
+    def strip(s: dict) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "seconds"} for t in s["trials"] for r in t["rounds"]]
     assert strip(sa) == strip(sb)
     for r in range(len(sa["trials"][0]["rounds"])):
         for name in ("mask", "final"):

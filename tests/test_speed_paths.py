@@ -10,11 +10,10 @@ from engine.config import ConfigError, from_dict, resolve_schedule
 from engine.datasets import load_dataset
 from engine.feeding import Batches, dataset_bytes, place_dataset
 from engine.models import build_model, layer_kinds
+from engine.optim import build_optimizer
 from engine.runner import execute
 from engine.store import create_run
-from engine.optim import build_optimizer
 from engine.training import Cancelled, TrainJob, generator, train_round
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +47,8 @@ def test_fast_path_switches_are_validated():
 
 
 @pytest.mark.parametrize("model, train", [("mlp", {"bf16": True}),
-                                          ("conv2", {"bf16": True, "channels_last": True, "iterations": 6, "eval_every": 3,
+                                          ("conv2",
+                                           {"bf16": True, "channels_last": True, "iterations": 6, "eval_every": 3,
                                                      "batch_size": 16}),  # bf16 convs are slow on CPUs without AMX
                                           ("conv2", {"channels_last": True, "optimizer": "sgd", "momentum": 0.9,
                                                      "weight_decay": 1e-3, "lr": 0.02})])

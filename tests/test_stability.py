@@ -54,7 +54,8 @@ def test_maene_preset_holds_the_papers_recipe():
         ("resnet20", "cifar10", "sgd", 0.1, 0.9, 1e-5)
     assert (str(t.iterations), [str(m) for m in t.milestones], t.lr_scaling) == ("85ep", ["56ep", "71ep"], "none")
     assert 1024 <= t.batch_size <= 2048
-    assert (p.rounds, p.scope, p.rate, p.rewind_iteration.count) == (25, "global", {"conv": 0.2, "fc": 0.2, "output": 0.2}, 0)
+    assert (p.rounds, p.scope, p.rate, p.rewind_iteration.count) == (25, "global",
+                                                                     {"conv": 0.2, "fc": 0.2, "output": 0.2}, 0)
     assert a.lmc and a.successive and a.lmc_points == 20
 
 

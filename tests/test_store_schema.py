@@ -18,8 +18,19 @@ from engine import records
 from engine.layout import RunLayout
 from engine.records import CurvePoint, EvalPoint, RoundRecord, Status, mean_std
 from engine.schema import SchemaError, check_group, check_lmc, check_successive
-from engine.store import (RunWriter, StoreError, iter_round_dirs, read_evals, read_events, read_group, read_lmc,
-                          read_status, read_successive, read_summary, write_json_atomic)
+from engine.store import (
+    RunWriter,
+    StoreError,
+    iter_round_dirs,
+    read_evals,
+    read_events,
+    read_group,
+    read_lmc,
+    read_status,
+    read_successive,
+    read_summary,
+    write_json_atomic,
+)
 from lth_tui.backends.runfiles import read_status_file, update_status
 from lth_tui.cli import main
 from lth_tui.stability import successive_markdown, successive_rounds

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FAST_PRESET
 from safetensors.numpy import load_file as load_np
 
-from conftest import FAST_PRESET
 from engine.config import from_dict
 from engine.datasets import load_dataset
 from engine.models import build_model
@@ -57,7 +57,8 @@ def _numpy_errors(state: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) ->
     return float(np.mean(logits.argmax(1) != y))
 
 
-def _numpy_curve(a: dict[str, np.ndarray], b: dict[str, np.ndarray], points: int, x: np.ndarray, y: np.ndarray) -> list[float]:
+def _numpy_curve(a: dict[str, np.ndarray], b: dict[str, np.ndarray], points: int, x: np.ndarray,
+                 y: np.ndarray) -> list[float]:
     out = []
     for i in range(points):
         t = i / (points - 1)
@@ -172,10 +173,12 @@ def test_lmc_successive_on_a_stored_run_matches_what_the_runner_measured(success
         path.unlink()
     for path in copy.glob("trial-*/round-*/result.json"):
         rec = json.loads(path.read_text())
-        path.write_text(json.dumps({k: v for k, v in rec.items() if not k.startswith(("successive_", "rewind_distance"))}))
+        kept = {k: v for k, v in rec.items() if not k.startswith(("successive_", "rewind_distance"))}
+        path.write_text(json.dumps(kept))
     records = run_successive(copy, data=digits)
     assert [(r["trial"], r["round"]) for r in records] == [(0, 1), (0, 2), (0, 3)]
-    strip = lambda rec: {k: v for k, v in rec.items() if k != "seconds"}
+    def strip(rec: dict) -> dict:
+        return {k: v for k, v in rec.items() if k != "seconds"}
     for r in (1, 2, 3):
         ours = json.loads((copy / "trial-0" / f"round-{r}" / FILE).read_text())
         theirs = json.loads((successive_run / "trial-0" / f"round-{r}" / FILE).read_text())

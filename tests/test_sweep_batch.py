@@ -46,7 +46,8 @@ def alone(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> list[Pa
 
 
 def _masks(run_dir: Path) -> dict[str, np.ndarray]:
-    return {f"{p.parent.parent.name}/{p.parent.name}/{k}": v for p in sorted(run_dir.glob("trial-*/round-*/mask.safetensors"))
+    return {f"{p.parent.parent.name}/{p.parent.name}/{k}": v
+            for p in sorted(run_dir.glob("trial-*/round-*/mask.safetensors"))
             for k, v in load_file(str(p)).items()}
 
 
@@ -119,7 +120,8 @@ def test_a_sweep_with_parallel_trials_true_trains_its_runs_together(tmp_path: Pa
                       '[model]\nhidden = [16]\n[train]\niterations = 20\neval_every = 10\nbatch_size = 40\n'
                       '[prune]\nrounds = 1\n', encoding="utf-8")
     runs = tmp_path / "runs"
-    code = main(["run", str(preset), "--runs-dir", str(runs), "--quiet", "--sweep", "prune.criterion=large_final,random",
+    code = main(["run", str(preset), "--runs-dir", str(runs), "--quiet", "--sweep",
+                 "prune.criterion=large_final,random",
                  "--sweep", "seed=0,1"])
     assert code == 0
     out = capsys.readouterr().out

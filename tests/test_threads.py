@@ -17,7 +17,8 @@ from engine.models import build_model
 from engine.runner import execute
 from engine.store import create_run, read_status
 
-TINY = {"name": "tiny", "device": "cpu", "data": {"name": "digits", "val_size": 200}, "model": {"name": "mlp", "hidden": [24]},
+TINY = {"name": "tiny", "device": "cpu", "data": {"name": "digits", "val_size": 200},
+        "model": {"name": "mlp", "hidden": [24]},
         "train": {"iterations": 20, "eval_every": 10, "batch_size": 40}, "prune": {"rounds": 1}}
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FAST_PRESET, merged
 
 from engine.config import from_dict
 from engine.models import build_model
 from engine.runner import execute
 from engine.store import create_run, load_tensors
 from lth_tui.cli import main
-from conftest import FAST_PRESET, merged
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,8 @@ def test_ticket_file_holds_masks_and_config_for_plain_pytorch(runs, tmp_path):
         meta = fh.metadata()
     model = json.loads(meta["model"])
     source = json.loads(meta["source"])
-    assert model == {"name": "mlp", "hidden": [32], "init": "glorot-normal", "input_shape": [1, 8, 8], "num_classes": 10}
+    assert model == {"name": "mlp", "hidden": [32], "init": "glorot-normal", "input_shape": [1, 8, 8],
+                     "num_classes": 10}
     assert (source["trial"], source["round"], source["weights"]) == (1, 1, "init")
     tensors = load_file(str(out))
     start = load_tensors(runs["mlp"] / "trial-1" / "round-1" / "start.safetensors")
@@ -97,7 +98,8 @@ def test_ticket_file_holds_masks_and_config_for_plain_pytorch(runs, tmp_path):
     for name, m in mask.items():
         assert torch.equal(tensors[f"{name}_mask"], m.bool())
         assert torch.equal(tensors[name], start[name] * m)
-    assert source["weights_remaining"] == pytest.approx(sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values()))
+    kept = sum(int(m.sum()) for m in mask.values())
+    assert source["weights_remaining"] == pytest.approx(kept / sum(m.numel() for m in mask.values()))
     # The README's plain-PyTorch recipe: build the net, load the weights, keep the masks on.
     net = build_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=[32], generator=torch.Generator())
     net.load_state_dict({k: v for k, v in tensors.items() if not k.endswith("_mask")})
@@ -171,14 +173,17 @@ def test_damaged_tickets_give_a_clear_error(runs, tmp_path):
         "truncated": (lambda p: p.write_bytes(raw[: len(raw) // 2]), "not a readable safetensors file"),
         "garbage": (lambda p: p.write_bytes(b"\x00" * 64), "not a readable safetensors file"),
         "huge header": (lambda p: p.write_bytes(struct.pack("<Q", 1 << 40) + b"{}"), "not a readable safetensors file"),
-        "not a ticket": (lambda p: _rewrite(good, p, metadata=lambda m: m.update(format="something")), "not an lth-tui ticket"),
+        "not a ticket": (lambda p: _rewrite(good, p, metadata=lambda m: m.update(format="something")),
+                         "not an lth-tui ticket"),
         "bad model json": (lambda p: _rewrite(good, p, metadata=lambda m: m.update(model="{oops")), "not valid JSON"),
         "unknown model": (lambda p: _rewrite(good, p, metadata=lambda m: m.update(model=json.dumps(
             {**json.loads(m["model"]), "name": "transformer"}))), "unknown model 'transformer'"),
         "wrong width": (lambda p: _rewrite(good, p, metadata=lambda m: m.update(model=json.dumps(
             {**json.loads(m["model"]), "hidden": [33]}))), "has shape"),
-        "missing mask": (lambda p: _rewrite(good, p, tensors=lambda t: t.pop("fc.weight_mask")), "missing ['fc.weight_mask']"),
-        "float mask": (lambda p: _rewrite(good, p, tensors=lambda t: t.update({"fc.weight_mask": t["fc.weight_mask"].float()})),
+        "missing mask": (lambda p: _rewrite(good, p, tensors=lambda t: t.pop("fc.weight_mask")),
+                         "missing ['fc.weight_mask']"),
+        "float mask": (lambda p: _rewrite(good, p,
+                                          tensors=lambda t: t.update({"fc.weight_mask": t["fc.weight_mask"].float()})),
                        "must be a bool tensor"),
         "not pruned": (lambda p: _rewrite(good, p, tensors=lambda t: t.update({"fc.weight": t["fc.weight"] + 1})),
                        "is not 0 where its mask is 0"),
@@ -205,7 +210,8 @@ def test_mask_training_runs_export_final_only(analysis_runs, tmp_path, capsys):
     assert main(["export", str(sm), "--format", "ticket", "-o", str(out)]) == 0
     module = engine.load_ticket(out)
     final = load_tensors(sm / "trial-0" / "round-2" / "final.safetensors")
-    assert all(torch.equal(module.state_dict()[k], v) for k, v in final.items())  # effective weights, already 0 where pruned
+    # effective weights, already 0 where pruned
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in final.items())
 
 
 def test_the_readme_plain_pytorch_recipe_loads_the_ticket(runs, tmp_path, monkeypatch):

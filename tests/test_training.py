@@ -17,9 +17,11 @@ def digits():
 
 
 def _setup(digits, optimizer: str, **train):
-    config = from_dict({"train": {"optimizer": optimizer, "iterations": 120, "eval_every": 40, "batch_size": 32, **train},
+    config = from_dict({"train": {"optimizer": optimizer, "iterations": 120, "eval_every": 40, "batch_size": 32,
+                                  **train},
                         "model": {"hidden": [64, 32]}})
-    model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32], generator=generator(3, "init"))
+    model = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32],
+                        generator=generator(3, "init"))
     kinds = layer_kinds(model)
     g = torch.Generator().manual_seed(0)
     masks = {n: torch.rand(dict(model.named_parameters())[n].shape, generator=g) > 0.8 for n in kinds}
@@ -87,7 +89,8 @@ def test_checkpoint_resume_is_bit_identical(digits, tmp_path):
     with pytest.raises(Cancelled):
         train_round(model, job(should_stop=stop_after_70, checkpoint_dir=tmp_path, checkpoint_seconds=0))
     assert (tmp_path / "checkpoint.safetensors").is_file()
-    fresh = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32], generator=generator(99, "init"))
+    fresh = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32],
+                        generator=generator(99, "init"))
     fresh.load_state_dict(start)
     resumed = train_round(fresh, job(checkpoint_dir=tmp_path, checkpoint_seconds=0))
     for key, value in expected.items():
@@ -129,7 +132,8 @@ def test_a_kill_between_the_checkpoint_files_still_resumes_exactly(digits, tmp_p
     stale = store.read_json(tmp_path / "checkpoint.json")["step"]
     assert store.checkpoint_meta(tmp_path)["step"] > stale  # the tensors are one checkpoint ahead
 
-    fresh = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32], generator=generator(99, "init"))
+    fresh = build_model("mlp", input_shape=digits.input_shape, num_classes=10, hidden=[64, 32],
+                        generator=generator(99, "init"))
     fresh.load_state_dict(start)
     resumed = train_round(fresh, job(checkpoint_dir=tmp_path, checkpoint_seconds=0))
     for key, value in expected.items():
@@ -140,7 +144,8 @@ def test_a_kill_between_the_checkpoint_files_still_resumes_exactly(digits, tmp_p
 def test_early_stop_is_the_minimum_validation_loss(digits):
     config, model, masks = _setup(digits, "adam", lr=5e-3)
     schedule = resolve_schedule(config, len(digits.train_x))
-    out = train_round(model, TrainJob(data=digits, config=config.train, schedule=schedule, masks=masks, frozen=None, seed=2))
+    out = train_round(model,
+                      TrainJob(data=digits, config=config.train, schedule=schedule, masks=masks, frozen=None, seed=2))
     best = min(out.evals, key=lambda e: e["val_loss"])
     assert out.early_stop_iteration == best["iteration"]
     assert out.test_accuracy_at_early_stop == best["test_accuracy"]

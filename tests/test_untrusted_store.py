@@ -27,8 +27,16 @@ from conftest import FAST_PRESET
 from safetensors.torch import save_file
 
 from engine.config import from_dict
-from engine.process import (LOST_AFTER_SECONDS, STOP_FILE, RunLock, RunLocked, liveness, pid_start, proven_runner,
-                            request_stop)
+from engine.process import (
+    LOST_AFTER_SECONDS,
+    STOP_FILE,
+    RunLock,
+    RunLocked,
+    liveness,
+    pid_start,
+    proven_runner,
+    request_stop,
+)
 from engine.runner import execute
 from engine.store import create_run, list_runs, read_status, remove_stale_temps, write_json_atomic
 from lth_tui.cli import main
@@ -217,7 +225,8 @@ def test_stop_never_signals_a_pid_not_proven_to_be_the_runner(store, finished, c
     stranger = _foreign_process()
     try:
         status = json.loads((run_dir / "status.json").read_text())
-        status.update(state="running", host=socket.gethostname(), pid=stranger.pid, runner_start=pid_start(stranger.pid),
+        status.update(state="running", host=socket.gethostname(), pid=stranger.pid,
+                      runner_start=pid_start(stranger.pid),
                       heartbeat=None)
         if case == "other-host":
             status["host"] = "some-cluster-node"
@@ -250,7 +259,8 @@ def test_proven_runner_is_signalled_and_a_reused_pid_looks_dead(tmp_path):
     run_dir.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(60)", str(run_dir)])
     try:
-        status = {"state": "running", "host": socket.gethostname(), "pid": proc.pid, "runner_start": pid_start(proc.pid)}
+        status = {"state": "running", "host": socket.gethostname(), "pid": proc.pid,
+                  "runner_start": pid_start(proc.pid)}
         assert proven_runner(status, run_dir) == proc.pid
         assert liveness(status) == "alive"
         assert liveness({**status, "runner_start": status["runner_start"] + 1}) == "dead"
@@ -370,7 +380,8 @@ def test_stale_temp_files_are_removed_on_resume_and_end(store, finished):
     run_dir = _copy(store, finished, "temps")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = [run_dir / f".summary.json.{dead.pid}.1.tmp", run_dir / "trial-0" / "round-1" / f".mask.safetensors.{dead.pid}.tmp"]
+    stale = [run_dir / f".summary.json.{dead.pid}.1.tmp",
+             run_dir / "trial-0" / "round-1" / f".mask.safetensors.{dead.pid}.tmp"]
     live = run_dir / f".status.json.{os.getpid() + 0}.7.tmp"
     for path in stale:
         path.write_text("half")

@@ -99,7 +99,7 @@ class Events:
 
 
 def _google_value(buf: bytes) -> object:
-    for number, wire, value in fields(buf):
+    for number, _wire, value in fields(buf):
         if number == 2:
             return struct.unpack("<d", value)[0]
         if number == 3:

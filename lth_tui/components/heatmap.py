@@ -465,7 +465,8 @@ class MaskHeatmap(Widget, can_focus=True):
         """Title, density, visible range and size; the least needed parts go first when narrow."""
         n_rows, n_cols = self._matrix.shape  # type: ignore[union-attr]
         title = (self._title or "mask", Style(bold=True, underline=self.has_focus))
-        kept = [(f"  {100 * self._density:.1f}% kept", Style(bold=True)), (f" {100 * self._density:.1f}%", Style(bold=True))]
+        kept = [(f"  {100 * self._density:.1f}% kept", Style(bold=True)),
+                (f" {100 * self._density:.1f}%", Style(bold=True))]
         extra: list[tuple[str, Style]] = []
         if self.validate_zoom(self.zoom) > 0:
             r0, c0, r1, c1 = self.viewport
@@ -484,7 +485,8 @@ class MaskHeatmap(Widget, can_focus=True):
         parts += [("█", Style(color=_rgb(c))) for c in ramp[:half]]
         parts.append((f" {100 * top / 2:g}% ", Style(dim=True)))
         parts += [("█", Style(color=_rgb(c))) for c in ramp[half + 1 :]]
-        parts.append((f" {100 * top:g}%" + ("+" if top < 1 else ""), Style(bold=top < 1) if top < 1 else Style(dim=True)))
+        parts.append((f" {100 * top:g}%" + ("+" if top < 1 else ""),
+                      Style(bold=top < 1) if top < 1 else Style(dim=True)))
         used = sum(len(text) for text, _ in parts)
         scale = self._scale_text(short=False)
         if used + 2 + len(scale) > width:

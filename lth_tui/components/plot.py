@@ -14,6 +14,7 @@ import textwrap
 import threading
 from dataclasses import dataclass
 from time import monotonic
+from typing import Any
 
 import plotext as plt
 from rich.style import Style
@@ -71,7 +72,7 @@ _LOCK = threading.Lock()
 _FIGURE = None  # a private plotext figure, so nothing else using plotext shares our state
 
 
-def _figure():
+def _figure() -> Any:
     """Our own plotext terminal and master figure, not limited to the real terminal size."""
     global _FIGURE
     if _FIGURE is None:
