@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from lth_tui.app import LthApp
 from lth_tui.screens.setup import SetupScreen
@@ -119,6 +119,19 @@ async def open_run(pilot: Any, run_id: str) -> None:
     await shows(pilot, " done ", run_id, "1 Sparsity", "best")
 
 
+async def setup_ready(pilot: Any) -> None:
+    """Setup with the default preset loaded and its data and model checks passed."""
+    await shows(pilot, "digits-quick", "✓ ready",
+                also=lambda: pilot.app.setup_screen.built and not pilot.app.screen.query_one("#start-button").disabled)
+
+
+async def steady_cursor(pilot: Any) -> None:
+    """A focused input's cursor blinks: whether a screenshot catches it on or off is timing."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 # -- Setup, Runs, help ------------------------------------------------------------------------
 
 
@@ -126,11 +139,7 @@ async def open_run(pilot: Any, run_id: str) -> None:
 def test_setup(snap_compare: Any, setup_app: LthApp, size: tuple[int, int]) -> None:
     """The Setup screen with its default preset (digits-quick) loaded and checked."""
 
-    async def ready(pilot: Any) -> None:
-        await shows(pilot, "digits-quick", "Start ^r",
-                    also=lambda: setup_app.setup_screen.built and not setup_app.screen.query_one("#start-button").disabled)
-
-    assert snap_compare(setup_app, terminal_size=size, run_before=ready)
+    assert snap_compare(setup_app, terminal_size=size, run_before=setup_ready)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -206,9 +215,10 @@ def test_dialog_save_preset(snap_compare: Any, setup_app: LthApp, size: tuple[in
     """ctrl+s on Setup: the preset name prompt."""
 
     async def prompt(pilot: Any) -> None:
-        await shows(pilot, "digits-quick", also=lambda: setup_app.setup_screen.built and setup_app.setup_screen.preset_name)
+        await setup_ready(pilot)  # the status line under the dialog says the checks passed
         await pilot.press("ctrl+s")
         await shows(pilot, "Save as preset", "digits-quick-edited")
+        await steady_cursor(pilot)
 
     assert snap_compare(setup_app, terminal_size=size, run_before=prompt)
 
@@ -245,6 +255,7 @@ def test_dialog_lmc(snap_compare: Any, app: LthApp, size: tuple[int, int]) -> No
         await open_run(pilot, IMP)
         await pilot.press("l")
         await shows(pilot, "LMC of round 2", "Rewind iteration k")
+        await steady_cursor(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=lmc)
 
