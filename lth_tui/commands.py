@@ -6,6 +6,8 @@ palette never reads the disk on the UI thread.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from functools import partial
 from typing import Any, Callable
 
@@ -27,7 +29,7 @@ def _on_runs_screen(app: Any, action: str) -> None:
 
 def app_commands(app: Any) -> list[Command]:
     """(name, help, callback) for everything the app can do right now."""
-    from lth_tui.screens.run_tabs import tab_commands
+    from lth_tui.screens.run_tabs import tab_commands  # imported off the UI thread by LthCommands.startup
 
     commands: list[Command] = [
         ("Screen: Setup", "pick a preset, edit the config, start a run (F2)", partial(app.switch_mode, "setup")),
@@ -67,6 +69,11 @@ def app_commands(app: Any) -> list[Command]:
 
 class LthCommands(Provider):
     """Every lth-tui action, preset and run for the command palette."""
+
+    async def startup(self) -> None:
+        """The Run tabs' registry (plotext, numpy) loads in a thread, not on the UI thread, the
+        first time the palette opens before the Run screen was shown."""
+        await asyncio.to_thread(importlib.import_module, "lth_tui.screens.run_tabs")
 
     async def discover(self) -> Hits:
         for name, help_text, callback in app_commands(self.app):
