@@ -163,18 +163,18 @@ class RunModel:
                 self._set_state("running")
                 self.started = True
                 self._rate_start, self._awaiting_rate_start = None, True
+                done_before = f", {ev.get('rounds_done')} round(s) already done" if ev.get("rounds_done") else ""
                 self.log.append(Text(f"{'resumed' if ev.get('resumed') else 'started'} on {self.device}: "
                                      f"{self.trials} trial(s) × {self.rounds} round(s) × {self.iterations} it"
-                                     + (f", {ev.get('rounds_done')} round(s) already done" if ev.get("rounds_done") else ""),
-                                     style="bold"))
+                                     + done_before, style="bold"))
                 dirty |= {"progress"}
             elif kind == "round_start" and t is not None and r is not None:
                 self._layers(t, r, ev.get("layers") or {})
                 if ev.get("weights_remaining") is not None:
                     self.weights[(t, r)] = ev["weights_remaining"]
                 self.position = (t, r, 0)
-                self.log.append(Text(f"trial {t + 1} round {r}: {100 * ev.get('weights_remaining', 1):.2f}% of weights remain",
-                                     style="cyan"))
+                self.log.append(Text(f"trial {t + 1} round {r}: {100 * ev.get('weights_remaining', 1):.2f}% of weights "
+                                     "remain", style="cyan"))
                 dirty |= {"progress", "layers", "masks", "train", "analysis"}
             elif kind == "eval" and t is not None and r is not None:
                 it = int(ev.get("iteration", 0))
@@ -188,8 +188,9 @@ class RunModel:
                 acc = ev.get("test_accuracy")
                 loss = ev.get("val_loss")
                 sampled = ev.get("sampled_test_accuracy")
+                smp = f" (sampled mask {100 * sampled:.2f}%)" if sampled is not None else ""
                 self.log.append(Text(f"  t{t + 1} r{r} it {it}: " + ("" if loss is None else f"val loss {loss:.4f}  ")
-                                     + f"test acc {100 * acc:.2f}%" + (f" (sampled mask {100 * sampled:.2f}%)" if sampled is not None else "")
+                                     + f"test acc {100 * acc:.2f}%" + smp
                                      if acc is not None else f"  t{t + 1} r{r} it {it}", style="dim"))
                 dirty |= {"progress", "train", "curve"}  # curve: the live point of the round in progress
             elif kind == "round_end" and t is not None:
@@ -197,13 +198,15 @@ class RunModel:
                 acc = ev.get("test_accuracy_at_early_stop")
                 extra = f", LMC barrier {100 * ev['lmc_barrier']:.2f}%" if ev.get("lmc_barrier") is not None else ""
                 if ev.get("batched_trials"):
-                    extra += f" (its share of {fmt_seconds(ev.get('batched_seconds'))} for {ev['batched_trials']} trials together)"
+                    extra += (f" (its share of {fmt_seconds(ev.get('batched_seconds'))} for {ev['batched_trials']} "
+                              "trials together)")
                 if ev.get("expected_mask_accuracy") is not None or ev.get("sampled_mask_accuracy") is not None:
                     figures = (f"expected-mask acc {pct(ev.get('expected_mask_accuracy'))}, sampled-mask acc "
                                f"{pct(ev.get('sampled_mask_accuracy'))}")
                 else:
-                    figures = (f"test acc {pct(acc)} at early stop (it {ev.get('early_stop_iteration')})" if acc is not None
-                               else f"final test acc {pct(ev.get('test_accuracy_final'))} (no hold-out)")
+                    final = ev.get("test_accuracy_final")
+                    figures = (f"test acc {pct(acc)} at early stop (it {ev.get('early_stop_iteration')})"
+                               if acc is not None else f"final test acc {pct(final)} (no hold-out)")
                 self.log.append(Text(f"trial {t + 1} round {ev.get('round')} done: {figures}, "
                                      f"{100 * ev.get('weights_remaining', 1):.2f}% weights, "
                                      f"{fmt_seconds(ev.get('seconds'))}{extra}", style="green"))
@@ -211,7 +214,8 @@ class RunModel:
             elif kind == "run_end":
                 self._set_state(ev.get("state", self.state), ev.get("error"))
                 style = "bold green" if self.state == "done" else "bold yellow"
-                self.log.append(Text(f"run {self.state}" + (f": {ev.get('error')}" if ev.get("error") else ""), style=style))
+                why = f": {ev.get('error')}" if ev.get("error") else ""
+                self.log.append(Text(f"run {self.state}" + why, style=style))
                 dirty |= {"progress", "train"}  # a stopped run's training curves pool its trials
             elif kind == "warning":
                 self.log.append(Text(f"warning: {ev.get('message', '')}", style="bold yellow"))
@@ -229,8 +233,8 @@ class RunModel:
                                      f"{100 * ev['barrier']:.2f}% ({stable})", style="magenta"))
                 dirty |= {"analysis"}
             else:
-                self.log.append(Text(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "time")),
-                                     style="dim"))
+                fields = ", ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "time"))
+                self.log.append(Text(f"{kind}: " + fields, style="dim"))
             dirty.add("log")
         return dirty
 
@@ -259,7 +263,8 @@ class RunModel:
         for point in points:
             recs = [rec for rec in records if rec["round"] == point["round"]]
             point["weights_remaining_std"] = mean_std(rec["weights_remaining"] for rec in recs).std
-            ends = [rec["iterations"][1] for rec in recs if isinstance(rec.get("iterations"), list) and len(rec["iterations"]) == 2]
+            ends = [rec["iterations"][1] for rec in recs
+                    if isinstance(rec.get("iterations"), list) and len(rec["iterations"]) == 2]
             point["segment_end"] = mean_std(ends).mean
         return points
 
@@ -326,7 +331,8 @@ class RunModel:
             what = "best expected-mask" if self.mask_training else "best"
             acc = figure(best, "headline")
             spread = f" ± {100 * acc.std:.2f}" if best["n"] > 1 else ""
-            text.append(f" · {what} {100 * acc.mean:.2f}{spread}% at {100 * best['weights_remaining']:.1f}%", style="cyan")
+            text.append(f" · {what} {100 * acc.mean:.2f}{spread}% at {100 * best['weights_remaining']:.1f}%",
+                        style="cyan")
             if self.mask_training and best.get("sampled_mask_accuracy_n"):
                 text.append(f" (sampled {100 * best['sampled_mask_accuracy_mean']:.2f}%)", style="cyan")
         if self.error and self.state in ("failed", "interrupted", "damaged", "lost"):
@@ -374,8 +380,9 @@ def curve_series(model: RunModel, name: str, color: str | None, label: str | Non
         return None
     scale = 1.0 if name == "early_stop_iteration" else 100.0
     xscale = 100.0 if x in X_PERCENT else 1.0
-    return Series(f"{label or model.label()} ({n_label(f.n for _, f in points)})", x=tuple(xscale * p[x] for p, _ in points),
-                  y=tuple(scale * f.mean for _, f in points), yerr=tuple(scale * (f.std or 0.0) for _, f in points),
+    return Series(f"{label or model.label()} ({n_label(f.n for _, f in points)})",
+                  x=tuple(xscale * p[x] for p, _ in points), y=tuple(scale * f.mean for _, f in points),
+                  yerr=tuple(scale * (f.std or 0.0) for _, f in points),
                   color=color)
 
 

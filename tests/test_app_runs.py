@@ -20,8 +20,8 @@ from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotView
 from lth_tui.screens.dialogs import ConfirmDialog, RunPicker
 from lth_tui.screens.run_tabs.masks import mask_matrix
-from lth_tui.viewmodel import RunModel
 from lth_tui.screens.runs import CompareScreen
+from lth_tui.viewmodel import RunModel
 
 
 @pytest.fixture(scope="module")

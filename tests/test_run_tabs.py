@@ -14,7 +14,6 @@ from textual.widgets import DataTable, Static, TabbedContent
 
 from lth_tui.app import LthApp
 from lth_tui.commands import app_commands
-from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotView
 from lth_tui.screens.help import help_sections
 from lth_tui.screens.run import RunScreen
@@ -86,12 +85,12 @@ async def test_every_tab_key_shows_its_tab_with_the_focus_in_the_heatmap_or_a_ta
             for cls in TABS:
                 own = tab_class("tab-masks" if focus == "#mask-heatmap" else "tab-layers")
                 await pilot.press(own.key)
-                await wait_for(pilot, lambda: tabs.active == own.tab_id)
+                await wait_for(pilot, lambda own=own: tabs.active == own.tab_id)
                 screen.query_one(focus).focus()
                 await pilot.pause()
                 assert screen.focused is screen.query_one(focus)
                 await pilot.press(cls.key)
-                await wait_for(pilot, lambda: tabs.active == cls.tab_id)
+                await wait_for(pilot, lambda cls=cls: tabs.active == cls.tab_id)
                 assert screen.query_one(cls).is_active
 
 
@@ -111,7 +110,7 @@ async def test_help_and_palette_list_the_registered_tabs(store: dict[str, Path])
                 continue
             await pilot.press("1")
             commands[cls.command[0]]()
-            await wait_for(pilot, lambda: screen.query_one("#run-tabs", TabbedContent).active == cls.tab_id)
+            await wait_for(pilot, lambda cls=cls: screen.query_one("#run-tabs", TabbedContent).active == cls.tab_id)
 
 
 async def test_a_failing_mask_read_is_told_not_a_crash(store: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

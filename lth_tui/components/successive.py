@@ -24,7 +24,8 @@ def _series(records: list[dict[str, Any]], figure: str, scale: float, label: str
     rows = [row for row in successive_rounds(records) if row[figure][2]]
     if not rows:
         return []
-    return [Series(f"{label} ({n_label(row[figure][2] for row in rows)})", x=tuple(100 * row["weights_remaining"] for row in rows),
+    return [Series(f"{label} ({n_label(row[figure][2] for row in rows)})",
+                   x=tuple(100 * row["weights_remaining"] for row in rows),
                    y=tuple(scale * row[figure][0] for row in rows), yerr=tuple(scale * row[figure][1] for row in rows),
                    color=color)]
 

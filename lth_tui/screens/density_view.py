@@ -9,7 +9,8 @@ numbers per layer; runs made before the key existed, and runs where the two agre
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 
@@ -25,7 +26,8 @@ def accuracy_kind(model: Any) -> str:
 
 
 def _differs(model: Any) -> bool:
-    return any(rec.get("weights_nonzero") is not None and abs(rec["weights_nonzero"] - rec.get("weights_remaining", 0)) > 1e-12
+    return any(rec.get("weights_nonzero") is not None
+               and abs(rec["weights_nonzero"] - rec.get("weights_remaining", 0)) > 1e-12
                for rec in model.records.values())
 
 

@@ -48,7 +48,8 @@ class RunScreen(Screen):
                 tooltip="Overlay run: draw another run's curves beside this one (pick from a list)"),
         Binding("c", "control", "Reinit control", id="run.control",
                 tooltip="Reinit control: start this config with mask-1 = random_reinit and overlay it"),
-        Binding("e", "export", "Export", id="run.export", tooltip="Export: md, json, csv or png (into the run dir by default)"),
+        Binding("e", "export", "Export", id="run.export",
+                tooltip="Export: md, json, csv or png (into the run dir by default)"),
         Binding("l", "lmc", "LMC", id="run.lmc",
                 tooltip="LMC: train two copies of the selected round from a rewind point k (asked) and measure the "
                         "error barrier between them; the LMC tab shows it"),
@@ -238,7 +239,8 @@ class RunScreen(Screen):
         if action in ("cancel_run",):
             return model is not None and (model.alive or model.state == "lost")
         if action == "resume_run":
-            return model is not None and not model.alive and model.state in ("cancelled", "interrupted", "failed", "lost")
+            return (model is not None and not model.alive
+                    and model.state in ("cancelled", "interrupted", "failed", "lost"))
         if action == "control":
             return (model is not None and model.config is not None and not model.mask_training
                     and getattr(model.config.prune, "mask1", "") != "random_reinit")

@@ -21,7 +21,14 @@ from textual.worker import get_current_worker
 
 from lth_tui.components.plot import PlotSpec, PlotView
 from lth_tui.components.successive import SuccessivePlots
-from lth_tui.screens.analysis import barrier_plot, fit_spec, interpolation_plot, lmc_rounds, rewind_plot, start_rewind_point
+from lth_tui.screens.analysis import (
+    barrier_plot,
+    fit_spec,
+    interpolation_plot,
+    lmc_rounds,
+    rewind_plot,
+    start_rewind_point,
+)
 from lth_tui.screens.run_tabs.base import RunTab
 from lth_tui.screens.run_tabs.sparsity import EMPTY
 from lth_tui.viewmodel import OVERLAY_COLOR, Shown

@@ -212,7 +212,8 @@ def input_image_shape(config: Any) -> tuple[int, int] | None:
     return None
 
 
-def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str, image_shape: tuple[int, int] | None) -> dict[str, Any]:
+def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str,
+                image_shape: tuple[int, int] | None) -> dict[str, Any]:
     """Reads one layer's mask (in a worker): the 2-D matrix for the heatmap and, for the first
     layer of an image model, the fraction of weights kept per input pixel."""
     import numpy as np

@@ -115,7 +115,8 @@ class TrainingTab(RunTab):
                                                                 series=accs, empty_message="no accuracy yet"))
 
 
-def _series(runs: list[dict[int, dict[str, Any]]], name: str, label: str, color: str, scale: float = 1.0) -> Series | None:
+def _series(runs: list[dict[int, dict[str, Any]]], name: str, label: str, color: str,
+            scale: float = 1.0) -> Series | None:
     """Mean ± std over the shown trials at the iterations they all evaluated."""
     iterations = sorted(set.intersection(*({i for i, p in ev.items() if p.get(name) is not None} for ev in runs)))
     if not iterations:
