@@ -251,13 +251,6 @@ class LthApp(App[int]):
 
         self.start_worker(read, name="read summaries", group="summaries", on_success=done)
 
-    def load_mask(self, run_dir: Path, trial: int, round_: int, layer: str, image_shape: Any,
-                  done: Callable[[Any], None]) -> None:
-        from lth_tui.screens.masks_tab import mask_matrix
-
-        self.start_worker(mask_matrix, run_dir, trial, round_, layer, image_shape, name="load mask", group="tensors",
-                          exclusive=True, on_success=done)
-
     # starting, resuming, stopping, deleting
 
     def launch_run(self, config: Any, preset: str, done: Callable[[bool], None], confirmed: bool = False) -> None:

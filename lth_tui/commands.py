@@ -6,6 +6,8 @@ palette never reads the disk on the UI thread.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -28,6 +30,8 @@ def _on_runs_screen(app: Any, action: str) -> None:
 
 def app_commands(app: Any) -> list[Command]:
     """(name, help, callback) for everything the app can do right now."""
+    from lth_tui.screens.run_tabs import tab_commands  # imported off the UI thread by LthCommands.startup
+
     commands: list[Command] = [
         ("Screen: Setup", "pick a preset, edit the config, start a run (F2)", partial(app.switch_mode, "setup")),
         ("Screen: Run", "the followed run: curves, layers, masks, log (F3)", partial(app.switch_mode, "run")),
@@ -43,10 +47,7 @@ def app_commands(app: Any) -> list[Command]:
         ("Compare marked runs", "the marked runs of the Runs screen on one plot", app.action_compare),
         ("Compute LMC of a round", "linear mode connectivity: train two copies of the LMC tab's round from a rewind "
          "point k and measure the error barrier (l)", partial(_on_run_screen, app, "lmc")),
-        ("Show LMC", "interpolation curve, barrier vs rewind k and vs weights remaining (Run screen, 7)",
-         partial(_on_run_screen, app, "tab", 6)),
-        ("Show mask overlap", "Jaccard overlap of the followed run's masks between rounds and trials (Run screen, 8)",
-         partial(_on_run_screen, app, "tab", 7)),
+        *((name, help_text, partial(_on_run_screen, app, "tab", tab_id)) for name, help_text, tab_id in tab_commands()),
         ("Mask overlap of marked runs", "Jaccard matrix of the marked runs' masks at one round (o on the Runs screen)",
          partial(_on_runs_screen, app, "overlap")),
         ("Refresh runs", "re-read the runs dir", app.action_refresh_runs),
@@ -69,6 +70,11 @@ def app_commands(app: Any) -> list[Command]:
 
 class LthCommands(Provider):
     """Every lth-tui action, preset and run for the command palette."""
+
+    async def startup(self) -> None:
+        """The Run tabs' registry (plotext, numpy) loads in a thread, not on the UI thread, the
+        first time the palette opens before the Run screen was shown."""
+        await asyncio.to_thread(importlib.import_module, "lth_tui.screens.run_tabs")
 
     async def discover(self) -> Hits:
         for name, help_text, callback in app_commands(self.app):

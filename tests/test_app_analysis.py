@@ -20,6 +20,7 @@ from lth_tui.commands import app_commands
 from lth_tui.components.plot import PlotView
 from lth_tui.screens.analysis import OverlapMatrixScreen
 from lth_tui.screens.dialogs import LmcDialog
+from lth_tui.screens.run_tabs.lmc import LmcTab
 from lth_tui.screens.runs import CompareScreen
 
 
@@ -68,7 +69,7 @@ async def test_lmc_and_overlap_tabs_fill_and_the_lmc_key_adds_a_curve(store: dic
         screen = app.run_screen
         await pilot.press("7")
         interp = screen.query_one("#lmc-interp-plot", PlotView)
-        await wait_for(pilot, lambda: screen.analysis is not None and len(interp.spec.series) == 1)
+        await wait_for(pilot, lambda: screen.query_one(LmcTab).records is not None and len(interp.spec.series) == 1)
         # the latest round with a result: round 2, both trials pooled, the barrier in the title
         starts = [rec for rec in _lmc(run_dir) if rec["round"] == 2]
         barriers = [100 * rec["barrier"] for rec in starts]
@@ -118,7 +119,7 @@ async def test_lmc_and_overlap_tabs_fill_and_the_lmc_key_adds_a_curve(store: dic
         dialog.query_one("#lmc-k", Input).value = "0"
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.screen is screen)
-        await wait_for(pilot, lambda: not screen.lmc_busy and len(interp.spec.series) == 2, 60)
+        await wait_for(pilot, lambda: not screen.query_one(LmcTab).busy and len(interp.spec.series) == 2, 60)
         assert "k=0" in interp.spec.series[1].label and "(n=1)" in interp.spec.series[1].label
         (k0,) = _lmc(run_dir, "lmc-k0.json")
         assert k0["round"] == 1 and k0["rewind_iteration"] == 0 and k0["trial"] == 0

@@ -19,9 +19,9 @@ from lth_tui.app import LthApp
 from lth_tui.components.heatmap import MaskHeatmap
 from lth_tui.components.plot import PlotView
 from lth_tui.screens.dialogs import ConfirmDialog, RunPicker
-from lth_tui.screens.masks_tab import mask_matrix
-from lth_tui.screens.run import RunModel
+from lth_tui.screens.run_tabs.masks import mask_matrix
 from lth_tui.screens.runs import CompareScreen
+from lth_tui.viewmodel import RunModel
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_run_model_merges_a_resumed_round_and_estimates_eta(tmp_path: Path) -> N
     assert model.eta() == pytest.approx(160 / 5)  # the rate since the resume: 5 iterations a second
     model.apply([{"event": "round_end", "time": 600.0, "trial": 0, "round": 0, "weights_remaining": 1.0,
                   "layers": {"a": 1.0}, "early_stop_iteration": 40, "test_accuracy_at_early_stop": 0.6}])
-    assert model.curve()[0]["acc"] == 0.6 and model.curve()[0]["n"] == 1
+    assert model.curve()[0]["test_accuracy_mean"] == 0.6 and model.curve()[0]["n"] == 1
 
 
 def test_conv_masks_become_rows_by_fan_in(tmp_path: Path) -> None:

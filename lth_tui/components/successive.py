@@ -1,14 +1,13 @@
 """The LMC tab's successive-round plots: barrier and distance between round r-1's and round
 r's solutions against weights remaining (engine/successive.py), beside the instability curve.
 
-The records come from the Run screen's analysis read (lth_tui/screens/analysis.read_analysis:
-"successive" for the shown run, "overlay_successive" for the overlaid one, e.g. its
-random-reinit control or a random-pruning run), so this widget reads no files itself.
+The records come from the LMC tab's read (lth_tui/screens/run_tabs/lmc.py: the shown run's
+successive.json files and the overlaid run's, e.g. its random-reinit control or a
+random-pruning run), so this widget reads no files itself.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from textual.app import ComposeResult
@@ -25,7 +24,8 @@ def _series(records: list[dict[str, Any]], figure: str, scale: float, label: str
     rows = [row for row in successive_rounds(records) if row[figure][2]]
     if not rows:
         return []
-    return [Series(f"{label} ({n_label(row[figure][2] for row in rows)})", x=tuple(100 * row["weights_remaining"] for row in rows),
+    return [Series(f"{label} ({n_label(row[figure][2] for row in rows)})",
+                   x=tuple(100 * row["weights_remaining"] for row in rows),
                    y=tuple(scale * row[figure][0] for row in rows), yerr=tuple(scale * row[figure][1] for row in rows),
                    color=color)]
 
@@ -53,7 +53,7 @@ def successive_distance_plot(records: list[dict[str, Any]], overlay: list[dict[s
 
 
 class SuccessivePlots(Horizontal):
-    """Two plots side by side; `show` takes the latest analysis read of the screen."""
+    """Two plots side by side; `show` takes the LMC tab's latest read."""
 
     DEFAULT_CSS = """
     SuccessivePlots { height: 1fr; min-height: 6; }
@@ -68,13 +68,10 @@ class SuccessivePlots(Horizontal):
         yield PlotView(id="successive-barrier-plot")
         yield PlotView(id="successive-distance-plot")
 
-    def show(self, analysis: dict[str, Any] | None, run_dir: Path | None, overlay_label: str = "overlay",
-             overlay_color: str = COLORS[1]) -> None:
-        """Draws the run's records (and the overlay's) when `analysis` is a read of `run_dir`."""
-        fresh = analysis is not None and run_dir is not None and analysis.get("run_dir") == run_dir
-        records = list(analysis.get("successive") or []) if fresh else []
-        overlay = list(analysis.get("overlay_successive") or []) if fresh else []
-        self._shown = (records, overlay, overlay_label, overlay_color)
+    def show(self, records: list[dict[str, Any]], overlay: list[dict[str, Any]] | None = None,
+             overlay_label: str = "overlay", overlay_color: str = COLORS[1]) -> None:
+        """Draws the run's successive-round records and the overlaid run's."""
+        self._shown = (list(records), list(overlay or []), overlay_label, overlay_color)
         self._draw()
 
     def _draw(self) -> None:

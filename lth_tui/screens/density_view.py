@@ -9,17 +9,12 @@ numbers per layer; runs made before the key existed, and runs where the two agre
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 
-__all__ = ["accuracy_kind", "headline", "layer_cell", "nonzero_series"]
-
-
-def headline(record: dict[str, Any]) -> float | None:
-    """A round's test accuracy at early stop, or its final one when nothing was held out (val_size = 0)."""
-    value = record.get("test_accuracy_at_early_stop")
-    return record.get("test_accuracy_final") if value is None else value
+__all__ = ["accuracy_kind", "layer_cell", "nonzero_series"]
 
 
 def accuracy_kind(model: Any) -> str:
@@ -31,15 +26,16 @@ def accuracy_kind(model: Any) -> str:
 
 
 def _differs(model: Any) -> bool:
-    return any(rec.get("weights_nonzero") is not None and abs(rec["weights_nonzero"] - rec.get("weights_remaining", 0)) > 1e-12
+    return any(rec.get("weights_nonzero") is not None
+               and abs(rec["weights_nonzero"] - rec.get("weights_remaining", 0)) > 1e-12
                for rec in model.records.values())
 
 
-def nonzero_series(model: Any, metric: str, build: Callable[..., Any], color: str | None) -> Any:
-    """The curve of `metric` against the non-zero % of the forward pass, or None when it is the trainable curve."""
+def nonzero_series(model: Any, name: str, build: Callable[..., Any], color: str | None) -> Any:
+    """The curve of figure `name` against the non-zero % of the forward pass, or None when it is the trainable curve."""
     if not _differs(model):
         return None
-    return build(model, metric, color, f"{model.label()} at non-zero % (forward pass)", x="nz")
+    return build(model, name, color, f"{model.label()} at non-zero % (forward pass)", x="weights_nonzero")
 
 
 def layer_cell(model: Any, r: int, name: str | None, trainable: float) -> str | Text:

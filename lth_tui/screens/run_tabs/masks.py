@@ -1,5 +1,6 @@
-"""The Run screen's Masks tab: layer / round / trial selectors, the mask heatmap and, for the
-first layer of an image model, the density per input pixel.
+"""Tab 5, Masks: layer / round / trial selectors, the mask heatmap and, for the first layer of
+an image model, the density per input pixel. The mask is read in this tab's worker (group
+"tensors"), its result or failure coming back as a message of this class.
 
 Its keys (+, -, 0, s, arrows) are bound on the Run screen with priority while this tab is
 shown (MASK_BINDINGS), so they work wherever the focus is, the tab bar included: otherwise
@@ -8,16 +9,21 @@ Right would switch tabs and the keys would need four Tabs into the heatmap first
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import Label, Select
 
+from engine.layout import RunLayout
 from lth_tui.components.heatmap import MaskHeatmap
+from lth_tui.screens.run_tabs.base import RunTab
+from lth_tui.viewmodel import Shown
 
 __all__ = ["MASK_BINDINGS", "MasksTab", "input_image_shape", "mask_matrix"]
 
@@ -34,15 +40,35 @@ MASK_BINDINGS = [
 ]
 
 
-class MasksTab(Vertical):
+class MasksTab(RunTab):
     """Picks what mask to show (the user's choice, else the first layer of the latest round)
-    and loads it in a worker through the app."""
+    and reads it in a worker."""
 
-    def __init__(self, id: str | None = None) -> None:
-        super().__init__(id=id)
+    tab_id = "tab-masks"
+    title = "Masks"
+    key = "5"
+    help = "Masks"
+    screen_bindings = MASK_BINDINGS
+
+    @dataclass
+    class Loaded(Message):
+        """A mask read by the worker: `result` is mask_matrix's."""
+
+        key: tuple[Any, ...]
+        result: dict[str, Any]
+
+    @dataclass
+    class Failed(Message):
+        """The mask could not be read (a damaged or missing file)."""
+
+        key: tuple[Any, ...]
+        error: str
+
+    def __init__(self) -> None:
+        super().__init__()
         self.pick: dict[str, Any] = {}  # layer / round / trial chosen by the user
         self.loaded: tuple[Any, ...] | None = None
-        self.title = ""
+        self.title_shown = ""
         self.model: Any = None
         self._options: dict[str, Any] = {}
 
@@ -58,15 +84,22 @@ class MasksTab(Vertical):
             yield MaskHeatmap(id="mask-heatmap", empty_message="no mask yet (round 0 keeps every weight)")
             yield MaskHeatmap(id="pixel-heatmap", empty_message="", classes="hidden")
 
-    def reset(self, model: Any) -> None:
+    def reset(self, shown: Shown) -> None:
         """A new run (or none): forget the picks and the shown mask."""
-        self.model = model
-        self.pick, self.loaded, self.title = {}, None, ""
+        super().reset(shown)
+        self.model = shown.model
+        self.pick, self.loaded, self.title_shown = {}, None, ""
         self.query_one("#mask-heatmap", MaskHeatmap).clear()
         self.query_one("#pixel-heatmap", MaskHeatmap).add_class("hidden")
 
-    def key(self, action: str, dx: int = 0, dy: int = 0) -> None:
+    def update(self, shown: Shown, dirty: set[str]) -> None:
+        super().update(shown, dirty)
+        if "masks" in dirty:
+            self.update_controls()
+
+    def tab_action(self, action: str, *args: Any) -> None:
         """A heatmap key pressed anywhere on the screen while this tab shows."""
+        dx, dy = (list(args) + [0, 0])[:2]
         heat = self.query_one("#mask-heatmap", MaskHeatmap)
         if action == "pan_step":
             heat.action_pan_step(dx, dy)
@@ -130,14 +163,32 @@ class MasksTab(Vertical):
         image_shape = None
         if model.config is not None and model.layer_names and layer == model.layer_names[0]:
             image_shape = input_image_shape(model.config)
-        self.app.load_mask(model.run_dir, t, r, layer, image_shape, self._ready)
+        self.read_mask(key, model.run_dir, t, r, layer, image_shape)
 
-    def _ready(self, result: dict[str, Any]) -> None:
+    @work(thread=True, group="tensors", exclusive=True, exit_on_error=False)
+    def read_mask(self, key: tuple[Any, ...], run_dir: Path, trial: int, round_: int, layer: str,
+                  image_shape: tuple[int, int] | None) -> None:
+        try:
+            result = mask_matrix(run_dir, trial, round_, layer, image_shape)
+        except Exception as exc:  # noqa: BLE001 - a damaged file is told, never a crash
+            self.post_message(self.Failed(key, str(exc) or type(exc).__name__))
+        else:
+            self.post_message(self.Loaded(key, result))
+
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
+        message.stop()
+        self.app.notify(message.error, title="load mask failed", severity="error")
+
+    @on(Loaded)
+    def _ready(self, message: Loaded) -> None:
+        message.stop()
+        result = message.result
         if self.model is None or result["run_dir"] != self.model.run_dir:
             return
         heat = self.query_one("#mask-heatmap", MaskHeatmap)
         pixels = self.query_one("#pixel-heatmap", MaskHeatmap)
-        self.title = result["title"]
+        self.title_shown = result["title"]
         heat.set_matrix(result["matrix"], result["title"])
         if result.get("density") is not None:
             pixels.set_matrix(result["density"], result["density_title"])
@@ -161,7 +212,8 @@ def input_image_shape(config: Any) -> tuple[int, int] | None:
     return None
 
 
-def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str, image_shape: tuple[int, int] | None) -> dict[str, Any]:
+def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str,
+                image_shape: tuple[int, int] | None) -> dict[str, Any]:
     """Reads one layer's mask (in a worker): the 2-D matrix for the heatmap and, for the first
     layer of an image model, the fraction of weights kept per input pixel."""
     import numpy as np
@@ -170,7 +222,7 @@ def mask_matrix(run_dir: Path, trial: int, round_: int, layer: str, image_shape:
     from engine.store import load_tensors
     from lth_tui.components.heatmap import input_pixel_density
 
-    masks = load_tensors(Path(run_dir) / f"trial-{trial}" / f"round-{round_}" / "mask.safetensors")
+    masks = load_tensors(RunLayout(run_dir).mask(trial, round_))
     if layer not in masks:
         raise KeyError(f"{layer} has no mask in trial {trial} round {round_}; masks: {', '.join(masks)}")
     tensor = masks[layer]
