@@ -117,7 +117,8 @@ def train_rounds(models: list[nn.Module], jobs: list[TrainJob], strategy: str = 
         groups.setdefault(_resume_point(job), []).append(t)
     outcomes: list[RoundOutcome | None] = [None] * len(jobs)
     for members in groups.values():
-        for t, outcome in zip(members, _train_group([models[t] for t in members], [jobs[t] for t in members], strategy)):
+        for t, outcome in zip(members,
+                              _train_group([models[t] for t in members], [jobs[t] for t in members], strategy)):
             outcomes[t] = outcome
     return outcomes  # type: ignore[return-value]
 
@@ -229,7 +230,8 @@ class _GroupTask:
         for t, job in enumerate(self.jobs):
             if job.checkpoint_dir is not None:
                 write_round_checkpoint(job.checkpoint_dir, model_tensors(self.models[t]), self.views[t].state_dict(),
-                                       {"aug_state": self.aug_gens[t]}, progress, progress.loss_sum[t], progress.evals[t])
+                                       {"aug_state": self.aug_gens[t]}, progress, progress.loss_sum[t],
+                                       progress.evals[t])
 
     def capture(self) -> None:
         self.sync()
@@ -250,7 +252,8 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
     seconds = progress.seconds()
     # The trials shared the wall time: each is charged its share, so sums over trials stay
     # true, and the batched round's own time is kept beside it.
-    return [RoundOutcome.from_evals(trial_evals, seconds / len(jobs), {"batched_seconds": seconds, "batched_trials": len(jobs)})
+    return [RoundOutcome.from_evals(trial_evals, seconds / len(jobs),
+                                    {"batched_seconds": seconds, "batched_trials": len(jobs)})
             for trial_evals in progress.evals]
 
 

@@ -18,7 +18,8 @@ import torch
 
 from engine.config import Schedule, TrainConfig
 
-__all__ = ["Callback", "Progress", "TrainTask", "capture_at", "checkpoint_every", "evaluate_every", "standard_callbacks"]
+__all__ = ["Callback", "Progress", "TrainTask", "capture_at", "checkpoint_every", "evaluate_every",
+           "standard_callbacks"]
 
 
 @dataclass

@@ -438,7 +438,8 @@ def _validate_speed(config: ExperimentConfig, source: str) -> None:
     if config.experiment != "imp":
         for key in ("train.compile", "train.channels_last"):
             if config.get(key):
-                raise ConfigError(source, key, True, f"mask training ({config.experiment}) does not take this fast path; "
+                raise ConfigError(source, key, True,
+                                  f"mask training ({config.experiment}) does not take this fast path; "
                                   "set it to false (train.bf16 works)")
     if config.parallel_trials is True:
         if config.experiment != "imp":

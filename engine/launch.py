@@ -37,6 +37,7 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     # The child records its pid only after importing torch; writing it now means no reader
     # takes the run for an interrupted one (and resumes it twice) in the meantime.
     writer = RunWriter(run_dir)
-    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None, runner_start=pid_start(proc.pid))
+    writer.status(state="running", pid=proc.pid, host=socket.gethostname(), error=None,
+                  runner_start=pid_start(proc.pid))
     writer.close()
     return proc

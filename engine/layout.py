@@ -8,9 +8,9 @@ layout is one edit and a typo is impossible. Pure Python (no torch): the read-on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 CONFIG = "config.toml"
 STATUS = "status.json"

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,7 +63,8 @@ BN_EXAMPLES = 4096
 _BN_CHUNK = 512
 
 
-def interpolate(state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
+def interpolate(state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tensor], alpha: float) -> dict[str,
+                                                                                                          torch.Tensor]:
     """(1-α)·a + α·b for floating-point tensors; integer buffers are taken from `a`."""
     if set(state_a) != set(state_b):
         missing = sorted(set(state_a) ^ set(state_b))
@@ -190,7 +192,8 @@ def lmc_from(model: nn.Module, data: Dataset, train_config: TrainConfig, schedul
     return {"curve": curve, "barrier": value, "stable": value < threshold, "threshold": threshold,
             "error_a": curve[0]["error"], "error_b": curve[-1]["error"], "seeds": seeds,
             "start_iteration": start_step, "iterations": schedule.iterations - start_step,
-            "batchnorm": "recomputed" if recompute else "none", "bn_examples": min(BN_EXAMPLES, len(data.train_x)) if recompute else 0,
+            "batchnorm": "recomputed" if recompute else "none",
+            "bn_examples": min(BN_EXAMPLES, len(data.train_x)) if recompute else 0,
             "split": "test", "seconds": time.perf_counter() - started, "state_a": states[0], "state_b": states[1]}
 
 
@@ -206,7 +209,8 @@ def lmc_files(round_dir: Path, rewind_iteration: int | None = None) -> tuple[Pat
     return round_dir / f"{stem}.json", round_dir / f"{stem}-a.safetensors", round_dir / f"{stem}-b.safetensors"
 
 
-def _write(result: dict[str, Any], round_dir: Path, rewind_iteration: int | None, extra: dict[str, Any]) -> dict[str, Any]:
+def _write(result: dict[str, Any], round_dir: Path, rewind_iteration: int | None, extra: dict[str, Any]) -> dict[str,
+                                                                                                                 Any]:
     json_path, a_path, b_path = lmc_files(round_dir, rewind_iteration)
     save_tensors(a_path, result["state_a"])
     save_tensors(b_path, result["state_b"])
@@ -274,8 +278,8 @@ def load_run_data(config: ExperimentConfig, data: Dataset | None = None) -> Data
     """A stored run's dataset (or `data`, already loaded) placed on the run's device, for the
     analyses that `lth-tui lmc` computes after the fact."""
     from engine.datasets import default_data_dir, load_dataset
-    from engine.feeding import place_dataset
     from engine.device import resolve_device
+    from engine.feeding import place_dataset
 
     device = resolve_device(config.device)
     if data is None:
@@ -298,10 +302,10 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     ends, appends an `lmc` event; returns the JSON record. Raises ConfigError or StoreError
     for a bad round, trial or K.
     """
-    from engine.models import build_model, model_options
-    from engine.planning import derive_round_seed
     from engine.config import resolve_schedule
     from engine.experiments import experiment_of
+    from engine.models import build_model, model_options
+    from engine.planning import derive_round_seed
     from engine.store import read_config
 
     run_dir = Path(run_dir)

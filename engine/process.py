@@ -21,9 +21,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HEARTBEAT_SECONDS = 5.0   # how often a runner refreshes its heartbeat (the contract says <= 10 s)
 LOST_AFTER_SECONDS = 60.0  # a running/queued run whose heartbeat is older than this is "lost"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Iterable, Literal, NamedTuple, TypedDict, Union, cast
+from collections.abc import Iterable
+from typing import Any, Literal, NamedTuple, TypedDict, Union, cast
 
 
 class MeanStd(NamedTuple):
@@ -397,7 +398,9 @@ def curve_points(records: Iterable[RoundRecord]) -> list[CurvePoint]:
         by_round.setdefault(record["round"], []).append(record)
     curve = []
     for r, recs in sorted(by_round.items()):
-        point: dict[str, Any] = {"round": r, "weights_remaining": statistics.fmean(x["weights_remaining"] for x in recs), "n": len(recs)}
+        point: dict[str, Any] = {"round": r,
+                                 "weights_remaining": statistics.fmean(x["weights_remaining"] for x in recs),
+                                 "n": len(recs)}
         for key in ("weights_trainable", "weights_nonzero"):  # engine/density.py; absent from older runs
             stats = mean_std(x.get(key) for x in recs)
             if stats.n:

@@ -21,29 +21,45 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from engine.actions import round_start
+from engine.batched import parallel_trials_active
 from engine.config import ConfigError, ExperimentConfig, Schedule, resolve_schedule
 from engine.criteria import next_mask
-from engine.batched import parallel_trials_active
 from engine.datasets import Dataset, default_data_dir, load_dataset
+from engine.device import resolve_device, speed_warnings
 from engine.experiments import experiment_of, total_rounds
 from engine.feeding import place_dataset
 from engine.models import build_model, fresh_weights, init_std, layer_kinds, model_options
-from engine.process import (Heartbeat, RunLock, RunLocked, clear_stop_request, heartbeat_fields, pid_start,
-                            stop_requested)
-from engine.store import (Diverged, RunWriter, StoreError, load_tensors_like, read_config,
-                          read_status, remove_stale_temps, save_tensors)
-from engine.threads import apply_run_threads
-from engine.device import resolve_device, speed_warnings
-from engine.rounds import RoundStart, finish_round, start_round_event
 from engine.planning import check_stored_rounds, derive_round_seed, round_iterations, rounds_done
+from engine.process import (
+    Heartbeat,
+    RunLock,
+    RunLocked,
+    clear_stop_request,
+    heartbeat_fields,
+    pid_start,
+    stop_requested,
+)
+from engine.rounds import RoundStart, finish_round, start_round_event
+from engine.store import (
+    Diverged,
+    RunWriter,
+    StoreError,
+    load_tensors_like,
+    read_config,
+    read_status,
+    remove_stale_temps,
+    save_tensors,
+)
 from engine.summary import build_summary
+from engine.threads import apply_run_threads
 from engine.training import Cancelled, RoundOutcome, TrainJob, generator, train_round
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -125,7 +141,8 @@ class RunSession:
                               count=config.prune.count)
             begin = round_start(mask1=config.prune.mask1, mask0=config.prune.mask0, mask=masks,
                                 rewind_point={n: rewind_state[n] for n in kinds},
-                                prev_start={n: prev_start[n] for n in kinds}, prev_final={n: prev_final[n] for n in kinds},
+                                prev_start={n: prev_start[n] for n in kinds},
+                                prev_final={n: prev_final[n] for n in kinds},
                                 fresh=fresh_weights(model, config.model.init, generator(seed, r, "fresh")),
                                 init_std={n: init_std(model, n, config.model.init) for n in kinds},
                                 generator=generator(seed, r, "actions"))
@@ -170,7 +187,8 @@ class RunSession:
             from engine.successive import round_fields, round_successive
 
             prev_start, prev_final, _ = trial.prev
-            record.update(round_fields(round_successive(self, t, r, (prev_start, prev_final), (pending.start, model.state_dict()),
+            record.update(round_fields(round_successive(self, t, r, (prev_start, prev_final),
+                                                        (pending.start, model.state_dict()),
                                                         pending.masks, model)))
         finish_round(self, t, r, record, outcome.evals)
         trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()},
@@ -223,7 +241,8 @@ class _StopWatch:
         self.requested = True
 
 
-def execute(run_dir: Path | str, *, on_event: EventCallback | None = None, should_stop: Callable[[], bool] | None = None,
+def execute(run_dir: Path | str, *, on_event: EventCallback | None = None,
+            should_stop: Callable[[], bool] | None = None,
             checkpoint_seconds: float = 60.0, data: Dataset | None = None) -> str:
     """Runs or resumes the run in `run_dir`; returns the final state (done, failed, cancelled).
 
@@ -283,7 +302,8 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
         threads = apply_run_threads(config, data, device, run_dir)  # engine/threads.py; None: OMP_NUM_THREADS
         writer.status(threads=threads or torch.get_num_threads())
         emit(writer.event("run_start", run_id=run_dir.name, resumed=resumed, device=str(device),
-                          trials=config.trials, rounds=total_rounds(config), iterations=round_iterations(config, schedule),
+                          trials=config.trials, rounds=total_rounds(config),
+                          iterations=round_iterations(config, schedule),
                           eval_every=schedule.eval_every, rounds_done=rounds_done(run_dir, config),
                           experiment=config.experiment, parallel_trials=together,
                           threads=torch.get_num_threads()))

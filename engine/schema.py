@@ -268,7 +268,8 @@ def check_group(group: Any) -> dict[str, Any]:
     if not isinstance(group.get("axes", {}), dict) or not all(isinstance(v, list) for v in group.get("axes", {}).values()):
         raise SchemaError("axes must map keys to lists of values")
     for i, entry in enumerate(group["runs"]):
-        if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}), dict)):
+        if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}),
+                                                                                                 dict)):
             raise SchemaError(f"runs[{i}] must be {{\"run_dir\": str, \"swept\": {{...}}}}")
         _text(f"runs[{i}].label", entry.get("label"))
     for key in ("group", "preset"):

@@ -19,18 +19,39 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.config import ConfigError, ExperimentConfig, from_dict, read_toml, to_toml
 from engine.experiments import experiment_of
 from engine.layout import CHECKPOINT, CHECKPOINT_META, EVALS, GROUP, RESULT, RunLayout, parse_round, parse_trial
 from engine.process import liveness, pid_alive, shown_state
-from engine.records import CurvePoint, EvalPoint, Event, Group, LmcRecord, RoundRecord, Status, SuccessiveRecord, Summary
-from engine.schema import (SchemaError, check_evals, check_group, check_round, check_status, check_successive, check_summary,
-                           event_ok, find_non_finite, lmc_ok)
+from engine.records import (
+    CurvePoint,
+    EvalPoint,
+    Event,
+    Group,
+    LmcRecord,
+    RoundRecord,
+    Status,
+    SuccessiveRecord,
+    Summary,
+)
+from engine.schema import (
+    SchemaError,
+    check_evals,
+    check_group,
+    check_round,
+    check_status,
+    check_successive,
+    check_summary,
+    event_ok,
+    find_non_finite,
+    lmc_ok,
+)
 
 MAX_JSON_BYTES = 256 * 2 ** 20  # a run's JSON files are kilobytes to a few megabytes
 
@@ -173,7 +194,8 @@ def create_run(config: ExperimentConfig, runs_dir: Path | None = None, *, preset
             run_dir = runs_dir / f"{base}-{suffix}"
     layout = RunLayout(run_dir)
     layout.config.write_text(to_toml(config), encoding="utf-8")
-    status: Status = {"state": "queued" if queued_by else "running", "pid": queued_by, "host": socket.gethostname(), "error": None,
+    status: Status = {"state": "queued" if queued_by else "running", "pid": queued_by, "host": socket.gethostname(),
+                      "error": None,
               "created": time.time(), "updated": time.time(), "preset": preset or config.name}
     if group:
         status["group"] = group
@@ -284,7 +306,8 @@ def read_lmc(run_dir: Path | str) -> list[LmcRecord]:
         if lmc_ok(record):  # engine/schema.py: a record of the wrong types is skipped like a damaged file
             record["file"] = str(path.relative_to(run_dir))
             found.append(record)
-    key = lambda rec: (rec.get("trial", 0), rec.get("round", 0), -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
+    key = lambda rec: (rec.get("trial", 0), rec.get("round", 0),
+                       -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
     return sorted(found, key=key)
 
 

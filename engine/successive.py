@@ -40,21 +40,23 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from engine.config import ConfigError
 from engine.datasets import Dataset
-from engine.lmc import barrier, batchnorm_examples, error_curve
 from engine.layout import FINAL, MASK, RESULT, START, SUCCESSIVE, RunLayout
+from engine.lmc import barrier, batchnorm_examples, error_curve
 from engine.records import SuccessiveRecord
 from engine.store import RunWriter, StoreError, load_tensors, read_result, read_summary, write_json_atomic
 from engine.training import Cancelled, generator
 
-__all__ = ["FILE", "ROUND_FIELDS", "TRAIN_EXAMPLES_OFF_DEVICE", "angular_distance", "connectivity", "project", "round_fields",
+__all__ = ["FILE", "ROUND_FIELDS", "TRAIN_EXAMPLES_OFF_DEVICE", "angular_distance", "connectivity", "project",
+           "round_fields",
            "round_successive", "run_successive", "solution_distance"]
 
 FILE = SUCCESSIVE  # engine.layout's name, kept here for the module's readers
@@ -145,7 +147,8 @@ def connectivity(model: nn.Module, data: Dataset, previous: tuple[Tensors, Tenso
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
     return {"points": points, "weights_remaining": kept / total if total else 1.0,
-            "projected": _path(work, data, project(prev_final, cur_final, masks), cur_final, points, names, bn_x, train),
+            "projected": _path(work, data, project(prev_final, cur_final, masks), cur_final, points, names, bn_x,
+                               train),
             "unprojected": _path(work, data, prev_final, cur_final, points, names, bn_x, train),
             "angular_distance": angular_distance(prev_final, cur_final, masks),
             "distance_from_rewind": {"previous": _from_start(prev_final, prev_start, names),
@@ -161,7 +164,8 @@ def round_fields(record: SuccessiveRecord) -> dict[str, Any]:
     """The ROUND_FIELDS of a successive.json record (what result.json carries)."""
     proj, unproj, dist = record["projected"], record["unprojected"], record["distance_from_rewind"]
     return {"successive_barrier": proj["barrier"], "successive_barrier_train": proj["barrier_train"],
-            "successive_barrier_unprojected": unproj["barrier"], "successive_barrier_unprojected_train": unproj["barrier_train"],
+            "successive_barrier_unprojected": unproj["barrier"],
+            "successive_barrier_unprojected_train": unproj["barrier_train"],
             "successive_l2": proj["l2"], "successive_cosine": proj["cosine"], "successive_l2_unprojected": unproj["l2"],
             "successive_cosine_unprojected": unproj["cosine"], "successive_angular": record.get("angular_distance"),
             "rewind_distance": dist["current"]["l2"],
@@ -205,16 +209,17 @@ def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Datas
     ConfigError for a non-IMP run or a bad trial; Cancelled when `should_stop` says so between
     rounds (the rounds done by then are kept).
     """
+    from engine.experiments import experiment_of, total_rounds
     from engine.lmc import load_run_data
     from engine.models import build_model, model_options
-    from engine.experiments import experiment_of, total_rounds
-    from engine.summary import build_summary
     from engine.store import read_config
+    from engine.summary import build_summary
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if "successive" not in experiment_of(config).analyses:
-        raise ConfigError(str(run_dir), "experiment", config.experiment, "successive-round connectivity is measured on IMP runs")
+        raise ConfigError(str(run_dir), "experiment", config.experiment,
+                          "successive-round connectivity is measured on IMP runs")
     if trial is not None and not 0 <= trial < config.trials:
         raise ConfigError(str(run_dir), "--trial", trial, f"the run has trials 0..{config.trials - 1}")
     data = load_run_data(config, data)
@@ -228,7 +233,8 @@ def run_successive(run_dir: Path | str, trial: int | None = None, *, data: Datas
         for t in ([trial] if trial is not None else range(config.trials)):
             for r in range(1, total_rounds(config)):
                 prev_dir, round_dir = layout.round_dir(t, r - 1), layout.round_dir(t, r)
-                if not all((d / name).is_file() for d in (prev_dir, round_dir) for name in (RESULT, START, FINAL, MASK)):
+                if not all((d / name).is_file() for d in (prev_dir, round_dir) for name in (RESULT, START, FINAL,
+                                                                                            MASK)):
                     continue
                 if should_stop is not None and should_stop():
                     raise Cancelled(f"stopped before trial {t} round {r}")

@@ -228,7 +228,8 @@ class _Trial:
         model.to(self.device)
         self.model = model
         self.trainer = MaskTrainer(model, {n: w.to(self.device) for n, w in weights.items()},
-                                   {n: s.to(self.device) for n, s in scores.items()}, config.experiment, sm.k, sm.rescale)
+                                   {n: s.to(self.device) for n, s in scores.items()}, config.experiment, sm.k,
+                                   sm.rescale)
         self.view = _Masked(model)
         self.recipe = mask_recipe(config)  # [train] with the mask-training optimizer keys in force
         self.optimizer = build_optimizer(list(self.trainer.scores.values()), self.recipe, fused=False)
@@ -247,7 +248,8 @@ class _Trial:
         values = []
         for i in range(draws):
             with torch.no_grad():
-                masks = self.trainer.masks("sample", _device_generator(self.device, self.train_seed, "eval-sample", *key, i))
+                masks = self.trainer.masks("sample",
+                                           _device_generator(self.device, self.train_seed, "eval-sample", *key, i))
             values.append(self._evaluate(masks, self.data.test_x, self.data.test_y)[1])
         return statistics.fmean(values)
 
@@ -259,7 +261,8 @@ class _Trial:
         test_loss, test_acc = self._evaluate(expected, self.data.test_x, self.data.test_y)
         kept = sum(int(m.sum()) for m in expected.values())
         total = sum(m.numel() for m in expected.values())
-        point = {"iteration": at - self.bounds[r], "global_iteration": at, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+        point = {"iteration": at - self.bounds[r], "global_iteration": at, "train_loss": train_loss,
+                 "val_loss": val_loss, "val_accuracy": val_acc,
                  "test_loss": test_loss, "test_accuracy": test_acc,
                  "sampled_test_accuracy": self._sampled_accuracy(at),
                  "weights_remaining": kept / total,
@@ -311,7 +314,8 @@ class _Trial:
             progress = Progress(step=task.begin, evals=[], loss_sum=torch.zeros((), device=self.device))
         expected = self.trainer.masks("expected")
         start_round_event(self.run, self.t, r, RoundStart(expected, None), experiment=self.config.experiment)
-        callbacks = standard_callbacks(task, origin=task.begin, end=task.end, checkpoint_seconds=self.run.checkpoint_seconds)
+        callbacks = standard_callbacks(task, origin=task.begin, end=task.end,
+                                       checkpoint_seconds=self.run.checkpoint_seconds)
         run_loop(task, progress, callbacks, task.end, self.run.should_stop)
         self._finish_round(r, rdir, progress.evals, progress.seconds())
 
@@ -350,7 +354,8 @@ class _RoundTask:
         self.aug_gen = generator(trial.train_seed, r, "augment")
         self.sample_gen = _device_generator(self.device, trial.train_seed, r, "sample")
         n_train = len(self.data.train_x)
-        self.batches = Batches(self.data, lambda epoch: torch.randperm(n_train, generator=generator(trial.train_seed, "order", epoch)),
+        self.batches = Batches(self.data, lambda epoch: torch.randperm(n_train, generator=generator(trial.train_seed,
+                                                                                                    "order", epoch)),
                                trial.config.train.batch_size, self.schedule.iterations_per_epoch, self.device)
         forward = fast_path(trainer.forward, self.config, self.device)  # bf16; compile and channels_last are refused
         sample_gen = self.sample_gen

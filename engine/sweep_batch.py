@@ -25,21 +25,22 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from engine.batched import SMALL_MODELS, train_rounds
 from engine.config import ExperimentConfig, resolve_schedule
 from engine.datasets import Dataset, default_data_dir, load_dataset
-from engine.feeding import place_dataset
-from engine.process import Heartbeat, RunLock, clear_stop_request, heartbeat_fields, pid_start
 from engine.device import resolve_device
 from engine.experiments import experiment_of, total_rounds
+from engine.feeding import place_dataset
+from engine.process import Heartbeat, RunLock, clear_stop_request, heartbeat_fields, pid_start
 from engine.runner import RunSession
-from engine.summary import build_summary
 from engine.store import RunWriter, read_config
+from engine.summary import build_summary
 from engine.threads import apply_run_threads
 from engine.training import Cancelled
 

@@ -76,7 +76,8 @@ def lr_factor(step: int, config: TrainConfig, schedule: Schedule) -> float:
     return factor
 
 
-def fast_path(net: Callable[..., torch.Tensor], config: TrainConfig, device: torch.device) -> Callable[..., torch.Tensor]:
+def fast_path(net: Callable[..., torch.Tensor], config: TrainConfig, device: torch.device) -> Callable[...,
+                                                                                                       torch.Tensor]:
     """`net(x, *rest)` with the channels-last and bf16 switches of the config applied to it.
 
     channels_last: batches in channels-last memory format (the caller converts the model);
@@ -97,7 +98,8 @@ def fast_path(net: Callable[..., torch.Tensor], config: TrainConfig, device: tor
     return forward
 
 
-def training_forward(model: nn.Module, config: TrainConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+def training_forward(model: nn.Module, config: TrainConfig, device: torch.device) -> Callable[[torch.Tensor],
+                                                                                              torch.Tensor]:
     """`model(x)` for training steps, with the fast paths the config switches on.
 
     compile: torch.compile of the model (the masking and the optimizer stay eager, so exact
@@ -312,7 +314,8 @@ class _ImpTask:
         self.masked.hold()
         self.aug_gen = generator(job.seed, "augment")
         n_train = len(data.train_x)
-        self.batches = Batches(data, lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
+        self.batches = Batches(data,
+                               lambda epoch: torch.randperm(n_train, generator=generator(job.seed, "order", epoch)),
                                config.batch_size, job.schedule.iterations_per_epoch, device)
         # train.cuda_graphs: the same step captured as one CUDA graph (engine/cuda_graphs.py)
         if config.cuda_graphs:

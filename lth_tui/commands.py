@@ -61,7 +61,8 @@ def app_commands(app: Any) -> list[Command]:
         commands.append((f"Open run {info.run_id}", f"{info.state}{best}", partial(app.open_run, info.path)))
     for key in app.setup_screen.keys:
         allowed = app.setup_screen.choices.get(key)
-        commands.append((f"Edit {key}", "one of: " + ", ".join(allowed) if allowed else "jump to this field on the Setup screen",
+        commands.append((f"Edit {key}",
+                         "one of: " + ", ".join(allowed) if allowed else "jump to this field on the Setup screen",
                          partial(app.action_edit_field, key)))
     for theme in sorted(app.available_themes):
         commands.append((f"Theme: {theme}", "switch the colour theme", partial(setattr, app, "theme", theme)))

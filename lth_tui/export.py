@@ -18,8 +18,8 @@ from typing import Any
 from engine.layout import RunLayout, export_file
 from engine.records import CurvePoint, LmcRecord, RoundRecord, mean_std
 from engine.store import headline_accuracy, read_config, read_status, read_successive, read_summary
-from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
 from lth_tui.stability import stability_markdown, successive_markdown
+from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
 
 FORMATS = ("md", "json", "csv", "png")
 ROUND_COLUMNS = ("trial", "seed", "round", "weights_remaining", "early_stop_iteration", "val_loss_min",
@@ -320,7 +320,8 @@ def to_png(run_dirs: list[Path], path: Path) -> None:
         stops = [(xi, p) for xi, p in zip(x, curve) if p.get("early_stop_iteration_mean") is not None]
         if stops:
             ax_stop.errorbar([xi for xi, _ in stops], [p["early_stop_iteration_mean"] for _, p in stops],
-                             yerr=[p["early_stop_iteration_std"] for _, p in stops], marker="o", ms=3, capsize=2, label=label)
+                             yerr=[p["early_stop_iteration_std"] for _, p in stops], marker="o", ms=3, capsize=2,
+                             label=label)
     shown = _thin_log_ticks(sorted(ticks, reverse=True))
     for ax, ylabel in ((ax_acc, "test accuracy at early stop (%)"), (ax_stop, "early-stop iteration")):
         ax.set_xscale("log")
@@ -420,7 +421,8 @@ def side_by_side_markdown(group: dict[str, Any]) -> str:
         entries.append((entry, run_dir, summary, state))
     axes = md_text(", ".join(f"{k} ∈ {{{', '.join(map(str, v))}}}" for k, v in group.get("axes", {}).items()), 1000)
     heading = group.get("title") or f"# sweep {md_text(group.get('group', ''))}"
-    lines = [heading, "", f"- preset: {md_text(group.get('preset', ''))}", f"- {group.get('axes_word', 'swept')}: {axes}", "",
+    lines = [heading, "", f"- preset: {md_text(group.get('preset', ''))}",
+             f"- {group.get('axes_word', 'swept')}: {axes}", "",
              "| run | " + " | ".join(md_text(k) for k in group.get("axes", {}))
              + " | state | best acc % | at weights % | last round acc % | last weights % |",
              "|---|" + "---|" * len(group.get("axes", {})) + "---|---:|---:|---:|---:|"]

@@ -67,7 +67,8 @@ def _round_evals(run_dir: Path) -> dict[tuple[int, int], list[EvalPoint]]:
         events = []
     live: dict[tuple[int, int], dict[int, EvalPoint]] = {}
     for event in events:
-        if event.get("event") != "eval" or not isinstance(event.get("trial"), int) or not isinstance(event.get("round"), int):
+        if event.get("event") != "eval" or not isinstance(event.get("trial"), int) or not isinstance(event.get("round"),
+                                                                                                     int):
             continue
         key = (event["trial"], event["round"])
         if key not in out and isinstance(event.get("iteration"), int):

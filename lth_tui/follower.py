@@ -17,7 +17,6 @@ from engine.layout import RunLayout
 from engine.process import liveness
 from engine.records import Status
 from engine.store import StoreError, read_config, read_events, read_status, read_summary
-
 from lth_tui.messages import RunEvents, RunOpened, RunStatus
 
 POLL_SECONDS = 0.2
@@ -79,7 +78,8 @@ class RunFollower(threading.Thread):
                 ticks += 1
                 self._stop_event.wait(self.poll)
         except Exception as exc:  # a reader must never die silently: tell the app
-            self._post(RunStatus(self.run_dir, None, False, error=f"reader stopped: {type(exc).__name__}: {exc}", token=self.token))
+            self._post(RunStatus(self.run_dir, None, False, error=f"reader stopped: {type(exc).__name__}: {exc}",
+                                 token=self.token))
 
     def _open(self) -> None:
         config = status = summary = None

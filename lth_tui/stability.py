@@ -37,7 +37,8 @@ SUCCESSIVE_FIGURES = (
     ("cosine", "cosine (projected)", lambda rec: rec["projected"].get("cosine"), 1.0),
     ("l2_unprojected", "L2 distance (unprojected)", lambda rec: rec["unprojected"]["l2"], 1.0),
     ("angular", "angular distance (Maene)", lambda rec: rec.get("angular_distance"), 1.0),
-    ("rewind_distance", "L2 from its rewind point", lambda rec: (rec.get("distance_from_rewind") or {}).get("current", {}).get("l2"), 1.0),
+    ("rewind_distance", "L2 from its rewind point",
+     lambda rec: (rec.get("distance_from_rewind") or {}).get("current", {}).get("l2"), 1.0),
 )
 
 

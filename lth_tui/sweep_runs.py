@@ -8,8 +8,9 @@ says `parallel_trials = true`. Other runs train one after another as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lth_tui.progress import ProgressView
 

@@ -29,8 +29,9 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Input
@@ -106,7 +107,8 @@ def setup_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LthApp:
 
 async def open_runs(pilot: Any, rows: int = 2) -> DataTable:
     await pilot.press("f4")
-    await shows(pilot, "Runs in runs", also=lambda: pilot.app.screen.query_one("#runs-table", DataTable).row_count == rows)
+    await shows(pilot, "Runs in runs",
+                also=lambda: pilot.app.screen.query_one("#runs-table", DataTable).row_count == rows)
     return pilot.app.screen.query_one("#runs-table", DataTable)
 
 

@@ -10,8 +10,9 @@ methods. This package never imports ray or torch at import time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 BACKENDS = ("local", "ray")
 

@@ -7,8 +7,9 @@ so a run on another node looks the same as one on this machine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -61,7 +62,8 @@ def follow(backend: Backend, run_dirs: Sequence[Path], stop: Callable[[], bool],
                     if counts[run_dir].feed(event):
                         progress.update(bars[run_dir], total=counts[run_dir].total, completed=counts[run_dir].done)
                     if event.get("event") == "eval":
-                        progress.update(bars[run_dir], note=f"r{event['round']} acc {100 * event['test_accuracy']:.1f}%")
+                        progress.update(bars[run_dir],
+                                        note=f"r{event['round']} acc {100 * event['test_accuracy']:.1f}%")
                 if state not in ("queued", "running"):
                     progress.update(bars[run_dir], note=state)
                     ended.add(run_dir)

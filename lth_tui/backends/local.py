@@ -11,13 +11,21 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from engine.process import pid_start
 from engine.threads import CAP_ENV
-from lth_tui.backends.runfiles import (end_state, mark_never_started, open_runner_log, runner_command, runner_env,
-                                       update_status, wants_gpu)
+from lth_tui.backends.runfiles import (
+    end_state,
+    mark_never_started,
+    open_runner_log,
+    runner_command,
+    runner_env,
+    update_status,
+    wants_gpu,
+)
 
 Launch = Callable[[Path, dict[str, str]], Any]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib.util
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lth_tui.backends import BackendError
 from lth_tui.backends.runfiles import end_state, mark_never_started, read_status_file, update_status, wants_gpu
@@ -84,7 +85,8 @@ def check_runs_dir(runs_dir: Path, nodes: Sequence[dict[str, Any]], timeout: flo
     answers: list[str] = []
     try:
         remote = ray.remote(ray_task.probe)
-        refs = [remote.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+        refs = [remote.options(num_cpus=0, max_retries=0,
+                               scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
                 .remote(str(runs_dir), name, token) for n in nodes]
         try:
             results = ray.get(refs, timeout=timeout)
@@ -181,7 +183,8 @@ class RayBackend:
             if self.cancelled and mark_never_started(run_dir, self.holder):
                 self.states[run_dir] = "cancelled"
                 return
-            update_status(run_dir, state="failed", pid=None, error=f"Ray task: {self.errors.get(run_dir, 'ended without a runner')}",
+            update_status(run_dir, state="failed", pid=None,
+                          error=f"Ray task: {self.errors.get(run_dir, 'ended without a runner')}",
                           finished=time.time())
             self.states[run_dir] = "failed"
             return
@@ -226,4 +229,5 @@ def check_device(device: str, source: str) -> None:
     from engine.config import ConfigError
 
     if device not in ("auto", "cuda", "cpu"):
-        raise ConfigError(source, "device", device, "with --backend ray a run takes the GPU Ray gives it: auto, cuda or cpu")
+        raise ConfigError(source, "device", device,
+                          "with --backend ray a run takes the GPU Ray gives it: auto, cuda or cpu")

@@ -20,8 +20,16 @@ from typing import Any
 from engine.layout import RunLayout
 from engine.process import pid_start
 from engine.store import StoreError, read_bytes
-from lth_tui.backends.runfiles import (FINAL_STATES, open_runner_log, read_status_file, runner_command, runner_env,
-                                       stop_child, update_status, wait_for_runner_exit)
+from lth_tui.backends.runfiles import (
+    FINAL_STATES,
+    open_runner_log,
+    read_status_file,
+    runner_command,
+    runner_env,
+    stop_child,
+    update_status,
+    wait_for_runner_exit,
+)
 
 PREVIOUS_RUNNER_WAIT = 300.0  # a runner's SIGTERM path finishes its step and writes one checkpoint
 STOP_GRACE = 600.0
@@ -65,7 +73,8 @@ def run_dir_task(run_dir: str, threads: int) -> str:
     proc = None
     try:
         with open_runner_log(path) as log:
-            proc = subprocess.Popen(runner_command(path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(runner_command(path), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT,
                                     env=runner_env(env), close_fds=True, preexec_fn=_die_with_parent)
         # As engine.runner.spawn does: the child writes its pid only after importing torch.
         update_status(path, state="running", pid=proc.pid, host=host, error=None, runner_start=pid_start(proc.pid))

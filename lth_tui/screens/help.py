@@ -48,11 +48,13 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
 
     sections: list[tuple[str, list[tuple[str, str, str]]]] = [
         ("Everywhere", binding_rows(app, type(app)) + [
-            (app.get_key_display(Binding("ctrl+p", "")), "command palette: every action by name (screens, presets, runs, "
+            (app.get_key_display(Binding("ctrl+p", "")),
+             "command palette: every action by name (screens, presets, runs, "
                                                          "fields, themes)", ""),
             ("tab / shift+tab", "next / previous field or widget", ""),
             ("mouse", "click tabs, buttons, rows and lists; scroll to zoom the heatmap", "")]),
-        ("Setup screen", binding_rows(app, SetupScreen) + [("enter", "open a choice list (↑ ↓ then enter to pick)", "")]),
+        ("Setup screen",
+         binding_rows(app, SetupScreen) + [("enter", "open a choice list (↑ ↓ then enter to pick)", "")]),
         ("Run screen", binding_rows(app, RunScreen)),
         ("Runs screen", binding_rows(app, RunsScreen) + [("↑ ↓ / mouse", "move, click to pick", ""),
                                                            ("enter", "open the highlighted run", "")]),
@@ -65,7 +67,8 @@ def help_sections(app: Any) -> list[tuple[str, list[tuple[str, str, str]]]]:
         sections.append(("Mask heatmap (when focused)", binding_rows(app, MaskHeatmap)))
     except Exception:  # the heatmap component is optional for the help text
         pass
-    sections.append(("Tables", [(k, d, i) for k, d, i in binding_rows(app, DataTable) if d and d != "select_cursor"][:6]))
+    sections.append(("Tables",
+                     [(k, d, i) for k, d, i in binding_rows(app, DataTable) if d and d != "select_cursor"][:6]))
     sections.append(("Dialogs", binding_rows(app, dialogs.ConfirmDialog) + binding_rows(app, dialogs.QuitDialog)
                      + [("enter / esc", "LMC dialog: compute / cancel (k empty: the round's own start)", "")]))
     return sections
