@@ -14,8 +14,6 @@ from typing import Any
 from textual import work
 from textual.message import Message
 
-from lth_tui.export import FORMATS
-
 
 class ExportFlow:
     """`export_dialog(run_dirs)` asks where and how; `export(...)` writes in a worker."""
@@ -30,10 +28,13 @@ class ExportFlow:
         fmt: str
         error: BaseException
 
-    def export_dialog(self: Any, run_dirs: list[Path], formats: tuple[str, ...] = FORMATS) -> None:
-        """One run: any format into its dir. Several: md or csv as one side-by-side table, png as one plot."""
+    def export_dialog(self: Any, run_dirs: list[Path], formats: tuple[str, ...] | None = None) -> None:
+        """One run: any format into its dir (every format by default). Several: md or csv as one
+        side-by-side table, png as one plot."""
+        from lth_tui.export import FORMATS
         from lth_tui.screens.dialogs import ConfirmDialog, ExportDialog
 
+        formats = FORMATS if formats is None else formats
         run_dirs = list(run_dirs)
         if len(run_dirs) == 1:
             defaults = {fmt: run_dirs[0] / f"export.{fmt}" for fmt in formats}
