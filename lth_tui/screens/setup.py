@@ -106,7 +106,7 @@ class SetupScreen(Screen):
         self._static_cache: dict[str, str] = {}
         self._error_widget: Static | None = None
         self._checks: Any = None
-        self._highlighted: dict[str, str] = {}  # a choice list's highlighted option, while it is open
+        self.highlighted_options: dict[str, str] = {}  # a choice list's highlighted option, while it is open
         self.built = False  # the panels are mounted (just after the first paint)
         self._building = False
         self._pending_fill: tuple[Any, str] | None = None
@@ -166,18 +166,28 @@ class SetupScreen(Screen):
         self._building = True
         if self._quitting():  # the app quit before its first frame was out
             return
+        from textual.css.query import NoMatches
+        from textual.widget import MountError
+
         F = _fields()
-        steps = (lambda: self.query_one("#setup-top", Vertical).mount_all(F.top_widgets()),
-                 lambda: self.query_one("#setup-bottom", Horizontal).mount_all(F.buttons()),
-                 lambda: self.query_one("#setup-panels", VerticalScroll).mount(F.panel_grid(self.layout_, self.choices)),
-                 lambda: self.query_one("#setup-loading", Static).remove())
-        for step in steps:
+        steps = (("#setup-top", F.top_widgets), ("#setup-bottom", F.buttons),
+                 ("#setup-panels", lambda: [F.panel_grid(self.layout_, self.choices)]))
+        for selector, make in steps:
             if self._quitting():
                 return
-            await step()
+            widgets = make()
+            if self._quitting():
+                return
+            try:
+                await self.query_one(selector).mount_all(widgets)
+            except (MountError, NoMatches):
+                if self._quitting():  # the app closed during the mount
+                    return
+                raise
         if self._quitting():
             return
-        self._watch_choice_lists()
+        await self.query_one("#setup-loading", Static).remove()
+        F.watch_choice_lists(self)
         self.built = True
         from engine.config import ExperimentConfig
 
@@ -255,16 +265,9 @@ class SetupScreen(Screen):
         infos = message.infos
         self.preset_infos = self.app.preset_infos = infos
         select = self.query_one("#preset-select", Select)
-        options = []
-        for info in infos:
-            prompt = Text(info.name)
-            note = info.error or info.description
-            if note:
-                prompt.append("  " + note, style="dim")
-            options.append((prompt, info.name))
         current = self.preset_name
         with self.prevent(Select.Changed):
-            select.set_options(options)
+            select.set_options(_fields().preset_options(infos))
             if current and any(i.name == current for i in infos):
                 select.value = current
         if not current and infos and self.config is not None and not self._user_edited():
@@ -406,12 +409,12 @@ class SetupScreen(Screen):
         elif problem is None:
             self._update_static("#setup-status", Text("… checking the data files and building the model", style="yellow"))
         elif self.config is not None:
-            self._update_static("#setup-status", self._summary_line(self.config))
+            self._update_static("#setup-status", F.summary_line(self.config))
             if "experiment" in self.keys:  # which optimizer recipe trains this run (engine/recipes.py)
                 from engine.recipes import recipe_text
 
                 self._update_static("#hint-experiment", Text(recipe_text(self.config)))
-        self._show_hints()
+        self.show_hints()
         info = next((i for i in self.preset_infos if i.name == self.preset_name), None)
         text = Text()
         if info is not None:
@@ -442,13 +445,13 @@ class SetupScreen(Screen):
         """"" when the data and model checks pass, the problem, or None while they run."""
         return self.checks.result(config)
 
-    def _show_hints(self) -> None:
+    def show_hints(self) -> None:
         from textual.widgets import Select
 
         F = _fields()
         for key in F.HINT_KEYS:
             widget = self.query_one("#" + field_id(key), Select)
-            name = self._highlighted.get(key) or widget.value
+            name = self.highlighted_options.get(key) or widget.value
             text = F.registry_description(key, name)
             size, problem = self.checks.model_line(), self.checks.problem(key)
             if key == "model.name" and size and name == widget.value:
@@ -459,46 +462,11 @@ class SetupScreen(Screen):
             hint.set_class(bool(problem), "problem")
             self._update_static("#hint-" + field_id(key)[2:], text)
 
-    def _watch_choice_lists(self) -> None:
-        """While a choice list is open, the hint under it describes the highlighted option
-        (the list stops its own highlight messages, so its state is watched)."""
-        from textual.widgets import OptionList, Select
-
-        F = _fields()
-        for key in F.HINT_KEYS:
-            select = self.query_one("#" + field_id(key), Select)
-            overlay = select.query_one(OptionList)
-
-            def moved(_: Any = None, key: str = key, select: Select = select, overlay: OptionList = overlay) -> None:
-                index = overlay.highlighted
-                if select.expanded and index is not None and index < overlay.option_count:
-                    self._highlighted[key] = str(overlay.get_option_at_index(index).prompt)
-                else:
-                    self._highlighted.pop(key, None)
-                self._show_hints()
-
-            self.watch(overlay, "highlighted", moved, init=False)
-            self.watch(select, "expanded", moved, init=False)
-
     def _update_static(self, selector: str, content: Text | str) -> None:
         plain = content.markup if isinstance(content, Text) else content
         if self._static_cache.get(selector) != plain:
             self._static_cache[selector] = plain
             self.query_one(selector, Static).update(content)
-
-    def _summary_line(self, config: Any) -> Text:
-        from engine.config import total_rounds
-
-        F = _fields()
-        t, p = config.train, config.prune
-        iterations = F.value_text(t.iterations)
-        if config.experiment == "imp":
-            what = f"{total_rounds(config)}×{iterations}{'' if iterations.endswith('ep') else ' it'} · {p.criterion}/{p.mask1}/{p.mask0}"
-        else:
-            what = f"{config.experiment} · {iterations} it"
-        trials = f"{config.trials} trial{'s' if config.trials != 1 else ''}"
-        return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {trials}", style="green")
-
 
     # Handlers by name: naming Input, Select, Checkbox or Button in @on would import them at start.
     def on_input_changed(self, event: Any) -> None:

@@ -13,9 +13,10 @@ import math
 import typing
 from typing import Any
 
+from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static
 
 from engine.steps import Step, as_config_value
 from lth_tui.screens.setup import field_id
@@ -239,3 +240,48 @@ def set_widget_value(widget: Widget, value: Any) -> None:
         widget.value = bool(value)
     else:
         widget.value = value_text(value)  # type: ignore[attr-defined]
+
+
+def summary_line(config: Any) -> Text:
+    """The status line of a valid config: what will train."""
+    from engine.config import total_rounds
+
+    t, p = config.train, config.prune
+    iterations = value_text(t.iterations)
+    if config.experiment == "imp":
+        what = f"{total_rounds(config)}×{iterations}{'' if iterations.endswith('ep') else ' it'} · {p.criterion}/{p.mask1}/{p.mask0}"
+    else:
+        what = f"{config.experiment} · {iterations} it"
+    trials = f"{config.trials} trial{'s' if config.trials != 1 else ''}"
+    return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {trials}", style="green")
+
+
+def preset_options(infos: list[Any]) -> list[tuple[Text, str]]:
+    """The preset picker's options: each name with its description (or its error) dimmed."""
+    options = []
+    for info in infos:
+        prompt = Text(info.name)
+        note = info.error or info.description
+        if note:
+            prompt.append("  " + note, style="dim")
+        options.append((prompt, info.name))
+    return options
+
+
+def watch_choice_lists(screen: Any) -> None:
+    """While a choice list is open, the hint under it describes the highlighted option (the list
+    stops its own highlight messages, so its state is watched): `screen.highlighted_options`."""
+    for key in HINT_KEYS:
+        select = screen.query_one("#" + field_id(key), Select)
+        overlay = select.query_one(OptionList)
+
+        def moved(_: Any = None, key: str = key, select: Select = select, overlay: OptionList = overlay) -> None:
+            index = overlay.highlighted
+            if select.expanded and index is not None and index < overlay.option_count:
+                screen.highlighted_options[key] = str(overlay.get_option_at_index(index).prompt)
+            else:
+                screen.highlighted_options.pop(key, None)
+            screen.show_hints()
+
+        screen.watch(overlay, "highlighted", moved, init=False)
+        screen.watch(select, "expanded", moved, init=False)
