@@ -23,14 +23,13 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from engine.store import default_runs_dir
 from lth_tui.commands import LthCommands
-from lth_tui.follower import RunFollower
-from lth_tui.messages import RunEvents, RunOpened, RunStatus
 from lth_tui.screens.export_flow import ExportFlow, tell_failure
 from lth_tui.screens.setup import SetupScreen
 
 if TYPE_CHECKING:
+    from lth_tui.follower import RunFollower
+    from lth_tui.messages import RunEvents, RunOpened, RunStatus
     from lth_tui.screens.run import RunScreen
     from lth_tui.screens.runs import RunsScreen
 
@@ -53,7 +52,7 @@ class LthApp(ExportFlow, App[int]):
 
     def __init__(self, runs_dir: Path | str | None = None) -> None:
         super().__init__()
-        self.runs_dir = Path(runs_dir).expanduser() if runs_dir else default_runs_dir()
+        self._runs_dir_given = Path(runs_dir).expanduser() if runs_dir else None
         self.processes: dict[Path, Any] = {}  # runner children this app spawned
         self.followers: dict[Path, RunFollower] = {}
         self.alive: dict[Path, bool] = {}  # from the followers' status reads
@@ -104,6 +103,16 @@ class LthApp(ExportFlow, App[int]):
             self._clashes_told.add(ids)
             self.notify(f"{ids} share a key: check [keymap] in settings.toml", title="keymap clash",
                         severity="warning", timeout=10)
+
+    @functools.cached_property
+    def runs_dir(self) -> Path:
+        """The run store: given, or engine.store's default (read after the first frame: the
+        store module brings the engine's config module along)."""
+        if self._runs_dir_given is not None:
+            return self._runs_dir_given
+        from engine.store import default_runs_dir
+
+        return default_runs_dir()
 
     # The Run and Runs screens (plotext, numpy, the heatmap) are imported and built when first
     # used, so the app's first frame waits for nothing but Textual and the Setup screen.
@@ -294,6 +303,8 @@ class LthApp(ExportFlow, App[int]):
             if path not in run_dirs or follower.token != tokens.get(path):
                 follower.stop()
                 del self.followers[path]
+        from lth_tui.follower import RunFollower
+
         for path in run_dirs:
             if path not in self.followers:
                 follower = RunFollower(path, self, token=tokens.get(path, 0))
