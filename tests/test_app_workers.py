@@ -39,7 +39,7 @@ async def test_setup_worker_failures_are_told_and_setup_stays_usable(preset_home
     app = LthApp(tmp_path / "runs")
     async with app.run_test(size=(120, 40)) as pilot:
         setup = app.setup_screen
-        await wait_for(pilot, lambda: _told(app, "list presets failed", "disk on fire"), 30)
+        await wait_for(pilot, lambda: _told(app, "list presets failed", "disk on fire"), 90)
         assert setup.built and setup.config is not None  # the defaults are in the fields
         # a preset still loads by name, and the list comes back once its reader works again
         monkeypatch.setattr(presets, "list_presets", real_list)
@@ -72,7 +72,7 @@ async def test_runs_compare_overlap_and_export_failures_are_told(preset_home: Pa
     async with app.run_test(size=(120, 40)) as pilot:
         runs = app.runs_screen
         app.switch_mode("runs")
-        await wait_for(pilot, lambda: len(runs.infos) == 2, 30)
+        await wait_for(pilot, lambda: len(runs.infos) == 2, 60)
         # the list's reader fails: told, the last list stays, F5 works again once it reads
         real_read = store_tasks.read_run_infos
         monkeypatch.setattr(store_tasks, "read_run_infos", _boom)
@@ -133,7 +133,7 @@ async def test_quitting_while_the_setup_panels_are_built_raises_nothing(preset_h
 
         monkeypatch.setattr(setup_fields, "panel_grid", grid_then_quit)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: started, 30)
+            await wait_for(pilot, lambda: started, 90)
             await pilot.pause()
         assert app.return_code == 0, when
     monkeypatch.setattr(setup_fields, "panel_grid", real_grid)
