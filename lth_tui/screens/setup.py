@@ -30,10 +30,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from lth_tui.components.footer import LthFooter
-
-
-def field_id(key: str) -> str:
-    return "f-" + key.replace(".", "-").replace("_", "-")
+from lth_tui.screens.field_ids import field_id
 
 
 def _fields() -> ModuleType:

@@ -19,7 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static
 
 from engine.steps import Step, as_config_value
-from lth_tui.screens.setup import field_id
+from lth_tui.screens.field_ids import field_id
 
 # Panel titles and the order of known keys in them; keys the engine adds later land in a panel
 # named after their section (or "Run" for top-level keys), so nothing is ever left out.
