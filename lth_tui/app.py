@@ -1,10 +1,12 @@
 """The lth-tui Textual app: Setup, Run and Runs screens over the engine's run store.
 
-Layout of the package (Harlequin-style): this module holds the app — modes, the workers for
-every blocking call (each in a named group, `exit_on_error=False`, failures reported by the
-one `on_worker_state_changed` below), the follower threads (one per followed run) and the
-quit flow; screens/ holds the screens, components/ the plot and heatmap widgets, messages.py
-every message, commands.py the command palette, app.tcss the one stylesheet.
+Layout of the package (Harlequin-style): this module holds the app — modes, the runner
+processes it spawns, resumes and stops (through lth_tui.guards, as the CLI does), the follower
+threads (one per followed run) and the quit flow. Each screen runs its own blocking work
+(presets, the runs list, summaries, deleting, exporting) in workers of its own whose results
+come back as typed messages nested in it; screens/ holds the screens, components/ the plot and
+heatmap widgets, messages.py the followers' messages, commands.py the command palette,
+app.tcss the one stylesheet.
 
 Runs are never executed here: `engine.runner.spawn` starts a detached child, so a run keeps
 going when the app quits or the SSH link drops, and the app follows the run dir's files.
@@ -14,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -23,21 +23,18 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from engine.store import default_runs_dir
 from lth_tui.commands import LthCommands
-from lth_tui.export import FORMATS
-from lth_tui.follower import RunFollower
-from lth_tui.messages import RunEvents, RunOpened, RunStatus
+from lth_tui.screens.export_flow import ExportFlow, tell_failure
 from lth_tui.screens.setup import SetupScreen
 
 if TYPE_CHECKING:
+    from lth_tui.follower import RunFollower
+    from lth_tui.messages import RunEvents, RunOpened, RunStatus
     from lth_tui.screens.run import RunScreen
     from lth_tui.screens.runs import RunsScreen
 
-RESUMABLE = ("cancelled", "interrupted", "failed", "lost")
 
-
-class LthApp(App[int]):
+class LthApp(ExportFlow, App[int]):
     """Set up, launch, watch, compare and export lottery-ticket runs."""
 
     CSS_PATH = "app.tcss"
@@ -55,11 +52,11 @@ class LthApp(App[int]):
 
     def __init__(self, runs_dir: Path | str | None = None) -> None:
         super().__init__()
-        self.runs_dir = Path(runs_dir).expanduser() if runs_dir else default_runs_dir()
+        self._runs_dir_given = Path(runs_dir).expanduser() if runs_dir else None
         self.processes: dict[Path, Any] = {}  # runner children this app spawned
         self.followers: dict[Path, RunFollower] = {}
         self.alive: dict[Path, bool] = {}  # from the followers' status reads
-        self.preset_infos: list[Any] = []
+        self.preset_infos: list[Any] = []  # the latest lists the screens read (for the command palette)
         self.run_infos: list[Any] = []
         self._on_success: dict[Worker, Callable[[Any], None]] = {}
         self._on_error: dict[Worker, Callable[[BaseException], None]] = {}
@@ -107,6 +104,16 @@ class LthApp(App[int]):
             self.notify(f"{ids} share a key: check [keymap] in settings.toml", title="keymap clash",
                         severity="warning", timeout=10)
 
+    @functools.cached_property
+    def runs_dir(self) -> Path:
+        """The run store: given, or engine.store's default (read after the first frame: the
+        store module brings the engine's config module along)."""
+        if self._runs_dir_given is not None:
+            return self._runs_dir_given
+        from engine.store import default_runs_dir
+
+        return default_runs_dir()
+
     # The Run and Runs screens (plotext, numpy, the heatmap) are imported and built when first
     # used, so the app's first frame waits for nothing but Textual and the Setup screen.
     @functools.cached_property
@@ -149,7 +156,7 @@ class LthApp(App[int]):
         others = f"; {len(live) - 1} more training: F4" if len(live) > 1 else ""
         self.notify(f"following {live[0].run_id}{others}", title="run still training")
 
-    # -- workers: every blocking call goes through here ----------------------------------------
+    # -- the app's own workers (processes, its runs list) and the Run screen's ---------------
 
     def start_worker(self, fn: Callable[..., Any], *args: Any, name: str, group: str, exclusive: bool = False,
                      on_success: Callable[[Any], None] | None = None,
@@ -164,7 +171,8 @@ class LthApp(App[int]):
         return worker
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place worker results and failures land."""
+        """Where start_worker's results and failures land. The screens' own workers post their
+        failures as messages; one that raises anyway is told here too, never a crash."""
         worker = event.worker
         if event.state == WorkerState.SUCCESS:
             self._on_error.pop(worker, None)
@@ -174,8 +182,7 @@ class LthApp(App[int]):
         elif event.state == WorkerState.ERROR:
             self._on_success.pop(worker, None)
             error = worker.error
-            self.log.error(f"worker {worker.group}/{worker.name} failed: {error!r}")
-            self.notify(str(error) or type(error).__name__, title=f"{worker.name} failed", severity="error")
+            tell_failure(self, worker.name, error if error is not None else RuntimeError(worker.name))
             callback = self._on_error.pop(worker, None)
             if callback is not None and error is not None:
                 callback(error)
@@ -183,140 +190,38 @@ class LthApp(App[int]):
             self._on_success.pop(worker, None)
             self._on_error.pop(worker, None)
 
-    # presets
-
-    def load_preset_list(self, done: Callable[[list[Any]], None]) -> None:
-        from lth_tui.presets import list_presets
-
-        def listed(infos: list[Any]) -> None:
-            self.preset_infos = infos
-            done(infos)
-
-        self.start_worker(list_presets, name="list presets", group="presets", on_success=listed)
-
-    def load_preset(self, name: str, done: Callable[[Any], None]) -> None:
-        from lth_tui.presets import load_preset
-
-        self.start_worker(load_preset, name, name=f"load preset {name}", group="presets", exclusive=True, on_success=done)
-
-    def save_preset(self, target: Path, text: str, done: Callable[[Any], None]) -> None:
-        def write() -> Path:
-            from lth_tui.presets import load_preset
-
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
-            load_preset(str(target))  # read it back: what was saved must load
-            return target
-
-        self.start_worker(write, name="save preset", group="presets", on_success=done)
-
-    # runs list, summaries, tensors
-
     def list_runs(self, done: Callable[[list[Any]], None]) -> None:
-        def read() -> list[Any]:
-            from engine.store import StoreError, list_runs, read_status
-
-            from lth_tui.follower import runner_alive
-
-            infos = list_runs(self.runs_dir)
-            for info in infos:
-                # A run dir whose child has not written its pid yet is starting, not interrupted.
-                if info.state == "interrupted":
-                    try:
-                        if runner_alive(read_status(info.path)):
-                            info.state = "running"
-                    except StoreError:
-                        pass
-            return infos
+        """The runs list for the app's own uses (reattach, the run picker)."""
+        from lth_tui.store_tasks import read_run_infos
 
         def listed(infos: list[Any]) -> None:
             self.run_infos = infos
             done(infos)
 
-        self.start_worker(read, name="list runs", group="runs-list", exclusive=True, on_success=listed)
-
-    def read_summaries(self, run_dirs: list[Path], done: Callable[[Any], None]) -> None:
-        def read() -> list[tuple[Path, Any, str]]:
-            from engine.store import StoreError, read_summary
-
-            out = []
-            for run_dir in run_dirs:
-                try:
-                    out.append((run_dir, read_summary(run_dir), ""))
-                except StoreError as exc:
-                    out.append((run_dir, None, str(exc)))
-            return out
-
-        self.start_worker(read, name="read summaries", group="summaries", on_success=done)
+        self.start_worker(read_run_infos, self.runs_dir, name="list runs", group="runs-list", exclusive=True,
+                          on_success=listed)
 
     # starting, resuming, stopping, deleting
 
-    def launch_run(self, config: Any, preset: str, done: Callable[[bool], None], confirmed: bool = False) -> None:
-        """Creates the run dir and spawns the runner child, then follows it on the Run screen.
+    def spawn_run(self, run_dir: Path) -> None:
+        """Starts the runner child of a run dir the Setup screen created, then follows it."""
+        from engine.launch import spawn
 
-        A run of the very same config already training is named first and asked about."""
-        if not confirmed:
-            self.list_runs(lambda infos: self._launch_unless_twin(infos, config, preset, done))
-            return
-        runs_dir = self.runs_dir
-
-        def launch() -> tuple[Path, Any]:
-            from engine.launch import spawn
-            from engine.store import create_run
-
-            from lth_tui.setup_checks import data_problem
-
-            check_model(config)
-            problem = data_problem(config)
-            if problem:  # no run dir for a run that cannot start
-                raise RuntimeError(problem)
-            run_dir = create_run(config, runs_dir, preset=preset)
-            return run_dir, spawn(run_dir)
-
-        def launched(result: tuple[Path, Any]) -> None:
-            run_dir, process = result
+        def launched(process: Any) -> None:
             self.processes[run_dir] = process
             self.notify(f"{run_dir.name} started (pid {process.pid})", title="run started")
-            done(True)
             self.open_run(run_dir)
 
-        self.start_worker(launch, name="start run", group="launch", on_success=launched, on_error=lambda e: done(False))
-
-    def _launch_unless_twin(self, infos: list[Any], config: Any, preset: str, done: Callable[[bool], None]) -> None:
-        from lth_tui.run_labels import differing_keys
-        from lth_tui.screens.dialogs import ConfirmDialog
-
-        twins = [i for i in infos if i.state in ("running", "queued") and i.config
-                 and not differing_keys([i.config, config.to_dict()])]
-        if not twins:
-            self.launch_run(config, preset, done, confirmed=True)
-            return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.launch_run(config, preset, done, confirmed=True)
-            else:
-                done(False)
-
-        self.push_screen(ConfirmDialog("The same run is training", f"{twins[0].run_id} is already training this very "
-                                       "config (same seed: a second copy repeats its numbers).\n\nStart another copy?",
-                                       yes="Start another"), answer)
+        self.start_worker(spawn, run_dir, name="start run", group="launch", on_success=launched)
 
     def resume_run(self, run_dir: Path) -> None:
+        """Respawns a stopped run's runner, under the same rules as `lth-tui resume` (lth_tui.guards)."""
         def resume() -> tuple[Path, Any]:
             from engine.launch import spawn
-            from engine.store import read_config, read_status
 
-            from lth_tui.follower import runner_alive
+            from lth_tui.guards import check_resume
 
-            read_config(run_dir)
-            status = read_status(run_dir)
-            if status["state"] == "done":
-                raise RuntimeError(f"{run_dir.name} is already done; nothing to resume")
-            if runner_alive(status):
-                raise RuntimeError(f"{run_dir.name} is still running (pid {status.get('pid')})")
+            check_resume(run_dir, name=run_dir.name)
             return run_dir, spawn(run_dir)
 
         def resumed(result: tuple[Path, Any]) -> None:
@@ -359,113 +264,15 @@ class LthApp(App[int]):
             if not yes:
                 return
 
-            def stop() -> str:
-                from engine.process import request_stop
+            from lth_tui.guards import cancel_run
 
-                result = request_stop(run_dir, by="lth-tui app")
-                if result.action == "not-running":
-                    raise RuntimeError(f"{run_dir.name} has no live runner to stop: {result.detail}")
-                return result.detail
-
-            self.start_worker(stop, name="cancel run", group="cancel",
+            self.start_worker(cancel_run, run_dir, name="cancel run", group="cancel",
                               on_success=lambda detail: self.notify(f"{run_dir.name}: {detail}; it checkpoints and "
                                                                     "can be resumed (r)", title="cancelling"))
 
         self.push_screen(ConfirmDialog("Cancel run", f"Stop {run_dir.name}?\n\nThe runner checkpoints and the run "
                                        "stays resumable (r on the Run or Runs screen).", yes="Stop run", no="Keep running"),
                          answer)
-
-    def confirm_delete(self, run_dirs: list[Path]) -> None:
-        """Deletes runs after one confirm that lists them; none is deleted while one is running."""
-        from lth_tui.screens.dialogs import ConfirmDialog
-
-        run_dirs = [Path(d) for d in run_dirs]
-        states = {i.path: i.state for i in self.run_infos}
-        running = [d.name for d in run_dirs if states.get(d) == "running"]
-        if running:
-            self.notify(f"{', '.join(running)} running; cancel first (x)", title="nothing deleted", severity="warning")
-            return
-
-        def answer(yes: bool | None) -> None:
-            if not yes:
-                return
-
-            def delete() -> list[Path]:
-                from engine.store import StoreError, read_status
-
-                from lth_tui.follower import runner_alive
-
-                for run_dir in run_dirs:
-                    try:
-                        status = read_status(run_dir)
-                    except StoreError:
-                        status = None
-                    if runner_alive(status, grace=False):
-                        raise RuntimeError(f"{run_dir.name} is running; cancel it first (nothing was deleted)")
-                for run_dir in run_dirs:
-                    shutil.rmtree(run_dir)
-                return run_dirs
-
-            def deleted(paths: list[Path]) -> None:
-                self.notify(f"deleted {paths[0].name}" if len(paths) == 1 else f"deleted {len(paths)} runs",
-                            title="runs deleted")
-                for path in paths:
-                    self.run_screen.clear_run(path)
-                self.runs_screen.marked -= set(paths)
-                self.runs_screen.action_refresh()
-
-            self.start_worker(delete, name="delete runs", group="delete", on_success=deleted)
-
-        names = "\n".join(f"  • {d.name}" for d in run_dirs[:8]) + (f"\n  … and {len(run_dirs) - 8} more" if len(run_dirs) > 8 else "")
-        what = "this run" if len(run_dirs) == 1 else f"these {len(run_dirs)} runs"
-        self.push_screen(ConfirmDialog("Delete runs" if len(run_dirs) > 1 else "Delete run",
-                                       f"Delete {what} and every file in them?\n{names}\nin {self.runs_dir}",
-                                       yes="Delete"), answer)
-
-    # export
-
-    def export_dialog(self, run_dirs: list[Path], formats: tuple[str, ...] = FORMATS) -> None:
-        """One run: any format into its dir. Several: md or csv as one side-by-side table, png as one plot."""
-        from lth_tui.screens.dialogs import ConfirmDialog, ExportDialog
-
-        run_dirs = list(run_dirs)
-        if len(run_dirs) == 1:
-            defaults = {fmt: run_dirs[0] / f"export.{fmt}" for fmt in formats}
-            what = f"Export {run_dirs[0].name}"
-        else:
-            formats = tuple(f for f in formats if f != "json") or ("png",)
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            defaults = {fmt: self.runs_dir / f"compare-{stamp}.{fmt}" for fmt in formats}
-            what = f"Export {len(run_dirs)} runs side by side: md or csv as one table, png as one plot"
-
-        def chosen(result: tuple[str, Path] | None, overwrite: bool = False) -> None:
-            if result is None:
-                return
-            fmt, path = result
-            if path.exists() and not overwrite:
-                self.push_screen(ConfirmDialog("File exists", f"{path} already exists.\nOverwrite it?", yes="Overwrite"),
-                                 lambda yes: chosen(result, True) if yes else self.export_dialog(run_dirs, formats))
-                return
-            self.export(run_dirs, fmt, path)
-
-        self.push_screen(ExportDialog(what, defaults, formats), chosen)
-
-    def export(self, run_dirs: list[Path], fmt: str, path: Path) -> None:
-        def write() -> Path:
-            from lth_tui.export import export
-            from lth_tui.export_runs import export_runs
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if len(run_dirs) > 1:
-                return export_runs(run_dirs, fmt, path)
-            return Path(export(run_dirs[0], fmt, path))
-
-        def written(path: Path) -> None:
-            self.notify(f"wrote {path}", title=f"exported {fmt}")
-            if self.is_web:  # lth-tui serve: the browser's user gets the file, not only the server's disk
-                self.deliver_binary(path, save_filename=path.name)
-
-        self.start_worker(write, name=f"export {fmt}", group="export", on_success=written)
 
     def pick_run(self, title: str, exclude: Path | None, done: Callable[[Any], None]) -> None:
         from lth_tui.screens.dialogs import RunPicker
@@ -489,6 +296,8 @@ class LthApp(App[int]):
             if path not in run_dirs or follower.token != tokens.get(path):
                 follower.stop()
                 del self.followers[path]
+        from lth_tui.follower import RunFollower
+
         for path in run_dirs:
             if path not in self.followers:
                 follower = RunFollower(path, self, token=tokens.get(path, 0))
@@ -546,9 +355,9 @@ class LthApp(App[int]):
                 self.exit(0)
             elif choice == "stop":
                 def stop_all() -> int:
-                    from engine.process import request_stop
+                    from lth_tui.guards import stop_run
 
-                    return sum(request_stop(p, by="lth-tui app").action != "not-running" for p in live)
+                    return sum(stop_run(p, by="lth-tui app").action != "not-running" for p in live)
 
                 self.start_worker(stop_all, name="stop runs", group="cancel", on_success=lambda _: self.exit(0),
                                   on_error=lambda _: self.exit(0))
@@ -604,18 +413,6 @@ class LthApp(App[int]):
 
     def action_refresh_runs(self) -> None:
         self.runs_screen.action_refresh()
-
-
-def check_model(config: Any) -> None:
-    """Builds the model once (on the CPU) so a model that cannot take the dataset fails before a run dir exists."""
-    from engine.catalog import DATASETS
-    from engine.models import build_model, model_options
-    from engine.training import generator
-
-    spec = DATASETS[config.data.name]
-    build_model(config.model.name, input_shape=spec.input_shape, num_classes=spec.num_classes,
-                hidden=config.model.hidden, init=config.model.init, generator=generator(0, "check"),
-                **model_options(config))
 
 
 def run_app(runs_dir: Path | str | None = None) -> int:

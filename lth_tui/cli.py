@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from lth_tui.cli_analysis import cmd_lmc
 from lth_tui.cli_contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_PIPE, bad_input, err, resolve_run_arg
@@ -26,9 +25,9 @@ from lth_tui.cli_start import cmd_run
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from engine.planning import check_stored_rounds
-    from engine.process import liveness, lock_held
-    from engine.store import StoreError, read_config, read_status
+    from engine.store import StoreError
+
+    from lth_tui.guards import ResumeRefused, check_resume
 
     run_dir = resolve_run_arg(args)
     if run_dir is None:
@@ -38,39 +37,17 @@ def cmd_resume(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return bad_input(exc, run_dir)
     try:
-        config = read_config(run_dir)
-        status = read_status(run_dir)
+        check_resume(run_dir)
+    except ResumeRefused as exc:
+        if exc.done:
+            print(str(exc))
+            return EXIT_OK
+        err(str(exc))
+        return EXIT_BAD_INPUT
     except StoreError as exc:
         err(f"{run_dir} is not a resumable run dir: {exc}")
         return EXIT_BAD_INPUT
-    if status["state"] == "done":
-        print(f"{run_dir} is already done; nothing to resume")
-        return EXIT_OK
-    holder = lock_held(run_dir)
-    if holder:
-        err(f"{run_dir} is already being run by {holder}; stop it first (lth-tui stop) or wait")
-        return EXIT_BAD_INPUT
-    alive = liveness(status) == "alive"
-    where = f"pid {status.get('pid')}" + ("" if _same_host(status) else f" on {status.get('host')}")
-    if status["state"] == "running" and alive:
-        err(f"{run_dir} is still running ({where}); stop it first (lth-tui stop) or wait")
-        return EXIT_BAD_INPUT
-    if status["state"] == "queued" and alive:
-        err(f"{run_dir} is queued in a sweep that is still going ({where}), which will start it; "
-             "stop the sweep first to run it yourself")
-        return EXIT_BAD_INPUT
-    try:
-        check_stored_rounds(run_dir, config)
-    except StoreError as exc:
-        err(f"{run_dir}: {exc}")
-        return EXIT_BAD_INPUT
     return execute_with_progress(run_dir, args.quiet, args.checkpoint_every)
-
-
-def _same_host(status: dict[str, Any]) -> bool:
-    import socket
-
-    return status.get("host") in (None, socket.gethostname())
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """`lth-tui stop RUN ...`: ask runs to checkpoint and end, then wait and say what happened.
 
-The asking is engine.process.request_stop (SIGTERM only to a proven runner of this run on
+The asking is lth_tui.guards.stop_run, shared with the app (SIGTERM only to a proven runner of this run on
 this host, a stop.request file otherwise); this module resolves the arguments and waits. It
 imports no torch, so stopping is instant.
 """
@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.process import request_stop
 from engine.store import StoreError, read_status
+from lth_tui.guards import stop_run
 from lth_tui.run_ids import RunNotFound, resolve_run
 
 POLL_SECONDS = 0.2
@@ -45,7 +45,7 @@ def stop_runs(args: list[Path], runs_dir: Path, timeout: float, out: Callable[[s
             err(str(exc))
             code = 2
             continue
-        result = request_stop(run_dir, by="lth-tui stop")
+        result = stop_run(run_dir, by="lth-tui stop")
         if result.action == "not-running":
             if "damaged" in result.detail or "missing" in result.detail:
                 err(f"{run_dir}: {result.detail}")

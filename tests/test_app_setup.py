@@ -254,7 +254,7 @@ async def test_worker_failures_are_reported_and_quit_can_stop_live_runs(preset_h
         app.start_worker(lambda: 1 / 0, name="boom", group="test")
         await wait_for(pilot, lambda: any("division by zero" in n.message and n.severity == "error"
                                           for n in app._notifications))
-        app.load_preset("no-such-preset", lambda result: None)
+        app.setup_screen.load_preset("no-such-preset")
         await wait_for(pilot, lambda: any("no preset named 'no-such-preset'" in n.message for n in app._notifications))
         # a live run: quitting asks; "s" stops it, then the app exits
         app.processes[tmp_path / "runs" / "live"] = LiveChild()

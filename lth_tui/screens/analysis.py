@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Select, Static
 
@@ -330,6 +332,23 @@ class OverlapMatrixScreen(ModalScreen[None]):
         Binding("right_square_bracket", "step(1)", "Next round", key_display="]", id="overlap.next"),
     ]
 
+    @dataclasses.dataclass
+    class RoundsFound(Message):
+        """The rounds every run has a stored mask for."""
+
+        rounds: list[int]
+
+    @dataclasses.dataclass
+    class Computed(Message):
+        """engine.overlap.between_runs's result at one round."""
+
+        result: dict[str, Any]
+
+    @dataclasses.dataclass
+    class Failed(Message):
+        what: str
+        error: BaseException
+
     def __init__(self, run_dirs: list[Path], labels: list[str]) -> None:
         super().__init__(classes="dialog-screen")
         self.run_dirs = list(run_dirs)
@@ -352,10 +371,34 @@ class OverlapMatrixScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#overlap-note", Static).update(Text(" reading masks…", style="dim"))
-        self.app.start_worker(common_mask_rounds, self.run_dirs, name="mask rounds", group="overlap",
-                              on_success=self._rounds_found)
+        self._find_rounds()
 
-    def _rounds_found(self, rounds: list[int]) -> None:
+    @work(thread=True, group="overlap", exit_on_error=False)
+    def _find_rounds(self) -> None:
+        try:
+            self.post_message(self.RoundsFound(common_mask_rounds(self.run_dirs)))
+        except Exception as exc:  # noqa: BLE001 - told; the view stays usable
+            self.post_message(self.Failed("mask rounds", exc))
+
+    @work(thread=True, group="overlap-matrix", exclusive=True, exit_on_error=False)
+    def _compute(self, round_: int) -> None:
+        from engine.overlap import between_runs
+
+        try:
+            self.post_message(self.Computed(between_runs(self.run_dirs, round_)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Failed("mask overlap", exc))
+
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
+        from lth_tui.screens.export_flow import tell_failure
+
+        tell_failure(self.app, message.what, message.error)
+        self.query_one("#overlap-note", Static).update(Text(f" {message.what} failed", style="red"))
+
+    @on(RoundsFound)
+    def _rounds_found(self, message: RoundsFound) -> None:
+        rounds = message.rounds
         self.rounds = rounds
         note = self.query_one("#overlap-note", Static)
         if not rounds:
@@ -373,14 +416,13 @@ class OverlapMatrixScreen(ModalScreen[None]):
             self.show_round(event.value)
 
     def show_round(self, round_: int) -> None:
-        from engine.overlap import between_runs
-
         self.round = round_
         self.query_one("#overlap-note", Static).update(Text(f" last common round: {self.rounds[-1]}", style="dim"))
-        self.app.start_worker(between_runs, self.run_dirs, round_, name="mask overlap", group="overlap", exclusive=True,
-                              on_success=self._show)
+        self._compute(round_)
 
-    def _show(self, result: dict[str, Any]) -> None:
+    @on(Computed)
+    def _show(self, message: Computed) -> None:
+        result = message.result
         if result.get("round") != self.round:
             return
         self.result = result

@@ -1,23 +1,30 @@
 """Runs: every run in the store — open, compare, mask overlap, export, resume, cancel, delete.
 
-The list is read by `engine.store.list_runs` in a worker every 2 s while the screen is shown
-(and on F5); a damaged run dir is a row in state "damaged" with its reason, never a crash.
+The list is read by `engine.store.list_runs` in this screen's worker every 2 s while the screen
+is shown (and on F5); a damaged run dir is a row in state "damaged" with its reason, never a
+crash. Reading, deleting and exporting run in the screens' own workers and come back as their
+messages; resuming and cancelling are the app's (it owns the runner processes).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from lth_tui.components.footer import LthFooter
 from lth_tui.components.plot import PlotSpec, PlotView, Series
+from lth_tui.guards import RESUMABLE
 from lth_tui.run_labels import run_labels
+from lth_tui.screens.export_flow import ExportFlow, tell_failure
 
 REFRESH_SECONDS = 2.0
 STATE_STYLES = {"running": "bold green", "done": "cyan", "failed": "bold red", "cancelled": "yellow",
@@ -46,7 +53,7 @@ def short_id(run_id: str, preset: str) -> str:
     return run_id
 
 
-class RunsScreen(Screen):
+class RunsScreen(ExportFlow, Screen):
     """The runs table with a detail line for the highlighted run."""
 
     BINDINGS = [
@@ -70,6 +77,21 @@ class RunsScreen(Screen):
         Binding("f5", "refresh", "Refresh", id="runs.refresh", tooltip="Refresh: re-read the runs dir (also every 2 s)"),
         Binding("a", "mark_all", "Mark all", show=False, id="runs.mark_all", tooltip="Mark all / none"),
     ]
+
+    @dataclass
+    class Listed(Message):
+        infos: list[Any]
+
+    @dataclass
+    class Deleted(Message):
+        paths: list[Path]
+
+    @dataclass
+    class Failed(Message):
+        """A worker of this screen failed: told, and the screen stays usable."""
+
+        what: str
+        error: BaseException
 
     def __init__(self) -> None:
         super().__init__(id="runs")
@@ -96,7 +118,44 @@ class RunsScreen(Screen):
             self.action_refresh()
 
     def action_refresh(self) -> None:
-        self.app.list_runs(self.show_runs)
+        self._list_runs()
+
+    @work(thread=True, group="runs-list", exclusive=True, exit_on_error=False)
+    def _list_runs(self) -> None:
+        from lth_tui.store_tasks import read_run_infos
+
+        try:
+            self.post_message(self.Listed(read_run_infos(self.app.runs_dir)))
+        except Exception as exc:  # noqa: BLE001 - told; the screen stays usable
+            self.post_message(self.Failed("list runs", exc))
+
+    @work(thread=True, group="delete", exit_on_error=False)
+    def _delete_runs(self, run_dirs: list[Path]) -> None:
+        from lth_tui.store_tasks import delete_runs
+
+        try:
+            self.post_message(self.Deleted(delete_runs(run_dirs)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Failed("delete runs", exc))
+
+    @on(Listed)
+    def _listed(self, message: Listed) -> None:
+        self.app.run_infos = message.infos
+        self.show_runs(message.infos)
+
+    @on(Deleted)
+    def _deleted(self, message: Deleted) -> None:
+        paths = message.paths
+        self.app.notify(f"deleted {paths[0].name}" if len(paths) == 1 else f"deleted {len(paths)} runs",
+                        title="runs deleted")
+        for path in paths:
+            self.app.run_screen.clear_run(path)
+        self.marked -= set(paths)
+        self.action_refresh()
+
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
+        tell_failure(self.app, message.what, message.error)
 
     # -- table -------------------------------------------------------------------------------
 
@@ -215,7 +274,7 @@ class RunsScreen(Screen):
         if action == "delete":
             return bool(self.marked) or (info is not None and info.state != "running")
         if action == "resume":
-            return info is not None and info.state in ("cancelled", "interrupted", "failed", "lost")
+            return info is not None and info.state in RESUMABLE
         if action == "cancel_run":
             return info is not None and info.state in ("running", "queued", "lost")
         if action == "compare":
@@ -287,7 +346,7 @@ class RunsScreen(Screen):
     def action_export(self) -> None:
         runs = self.selection()
         if runs:
-            self.app.export_dialog(runs)
+            self.export_dialog(runs)
 
     def action_resume(self) -> None:
         info = self.highlighted()
@@ -300,9 +359,22 @@ class RunsScreen(Screen):
             self.app.confirm_cancel(info.path)
 
     def action_delete(self) -> None:
-        runs = self.selection()
-        if runs:
-            self.app.confirm_delete(runs)
+        """Deletes runs after one confirm that lists them; none is deleted while one is running."""
+        from lth_tui.screens.dialogs import ConfirmDialog
+
+        run_dirs = self.selection()
+        if not run_dirs:
+            return
+        states = {i.path: i.state for i in self.infos}
+        running = [d.name for d in run_dirs if states.get(d) == "running"]
+        if running:
+            self.app.notify(f"{', '.join(running)} running; cancel first (x)", title="nothing deleted", severity="warning")
+            return
+        names = "\n".join(f"  • {d.name}" for d in run_dirs[:8]) + (f"\n  … and {len(run_dirs) - 8} more" if len(run_dirs) > 8 else "")
+        what = "this run" if len(run_dirs) == 1 else f"these {len(run_dirs)} runs"
+        self.app.push_screen(ConfirmDialog("Delete runs" if len(run_dirs) > 1 else "Delete run",
+                                           f"Delete {what} and every file in them?\n{names}\nin {self.app.runs_dir}",
+                                           yes="Delete"), lambda yes: self._delete_runs(run_dirs) if yes else None)
 
     def action_cursor(self, where: str) -> None:
         table = self.query_one("#runs-table", DataTable)
@@ -344,8 +416,19 @@ def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: 
     return tuple(out)
 
 
-class CompareScreen(Screen):
+class CompareScreen(ExportFlow, Screen):
     """Several runs on one plot; m cycles the metric, e exports them as one PNG."""
+
+    @dataclass
+    class Loaded(Message):
+        """(run dir, summary or None, problem) per compared run."""
+
+        summaries: list[tuple[Path, dict[str, Any] | None, str]]
+
+    @dataclass
+    class Failed(Message):
+        what: str
+        error: BaseException
 
     BINDINGS = [
         Binding("escape", "close", "Back", id="compare.back"),
@@ -382,9 +465,24 @@ class CompareScreen(Screen):
             self.action_reload()
 
     def action_reload(self) -> None:
-        self.app.read_summaries(self.run_dirs, self._loaded)
+        self._read_summaries()
 
-    def _loaded(self, summaries: list[tuple[Path, dict[str, Any] | None, str]]) -> None:
+    @work(thread=True, group="summaries", exit_on_error=False)
+    def _read_summaries(self) -> None:
+        from lth_tui.store_tasks import read_summaries
+
+        try:
+            self.post_message(self.Loaded(read_summaries(self.run_dirs)))
+        except Exception as exc:  # noqa: BLE001 - told; the view stays usable
+            self.post_message(self.Failed("read summaries", exc))
+
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
+        tell_failure(self.app, message.what, message.error)
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        summaries = message.summaries
         self.summaries = [(p, s) for p, s, _ in summaries]
         problems = [f"{p.name}: {e}" for p, _, e in summaries if e]
         legend = self.query_one("#compare-legend", Static)
@@ -438,7 +536,7 @@ class CompareScreen(Screen):
         self.app.push_screen(OverlapMatrixScreen(self.run_dirs, labels))
 
     def action_export(self) -> None:
-        self.app.export_dialog(self.run_dirs, formats=("png",))
+        self.export_dialog(self.run_dirs, formats=("png",))
 
     def action_close(self) -> None:
         self.app.pop_screen()

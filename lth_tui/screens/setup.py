@@ -4,186 +4,40 @@ The panels are built from the engine's own key list (`all_keys()`) and its regis
 (`choices()`), so a new criterion, model or config key shows up here without touching the app.
 The whole config is validated through `from_dict` on every change; the ConfigError is shown
 under the field it names and Start stays disabled until the config is valid again.
+
+The screen owns its work: presets are listed, loaded and saved, the data and model checked and
+the run dir created in its workers, whose results and failures come back as the messages below.
+This module imports only what the first frame needs; the form widgets and the engine's config
+come with the panels (setup_fields), right after that frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
-import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Callable
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
-from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Header, Input, Label, OptionList, Select, Static
+from textual.widgets import Header, Static
 
-from engine.config import (SECTIONS, ConfigError, ExperimentConfig, all_keys, choices, from_dict, parse_value,
-                           resolve_schedule, to_toml)
-from engine.steps import Step, as_config_value
 from lth_tui.components.footer import LthFooter
-from lth_tui.setup_checks import ConfigChecks
-
-# Panel titles and the order of known keys in them; keys the engine adds later land in a panel
-# named after their section (or "Run" for top-level keys), so nothing is ever left out.
-PANELS: dict[str, list[str]] = {
-    "Data": ["data.name", "data.val_size", "data.augment", "data.dir", "data.download"],
-    "Model": ["model.name", "model.hidden", "model.init"],
-    "Training": ["train.optimizer", "train.lr", "train.momentum", "train.weight_decay", "train.batch_size",
-                 "train.iterations", "train.schedule", "train.milestones", "train.gamma", "train.warmup_iterations",
-                 "train.eval_every"],
-    "Pruning": ["prune.criterion", "prune.mask1", "prune.mask0", "prune.scope", "prune.count", "prune.strategy",
-                "prune.rate.conv", "prune.rate.fc", "prune.rate.output", "prune.rounds", "prune.rewind_iteration"],
-    "Run": ["name", "description", "experiment", "trials", "seed", "device", "threads"],
-}
-SECTION_PANELS = {"data": "Data", "model": "Model", "train": "Training", "prune": "Pruning"}
-LABELS = {
-    "data.name": "dataset", "data.val_size": "val size", "data.dir": "data dir", "model.name": "model",
-    "model.hidden": "hidden widths", "train.weight_decay": "weight decay", "train.batch_size": "batch size",
-    "train.warmup_iterations": "warm-up", "train.eval_every": "eval every", "prune.mask1": "mask-1 action",
-    "prune.mask0": "mask-0 action", "prune.rate.conv": "rate conv", "prune.rate.fc": "rate fc",
-    "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "prune.count": "count rule", "train.lr": "learning rate",
-    "train.lr_scaling": "lr scaling", "train.lr_reference_batch": "lr reference batch",
-}
-PLACEHOLDERS = {
-    "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
-    "threads": "auto = from model size and free cores; or N",
-    "train.iterations": "500, 500it or 2ep", "train.eval_every": "100, 100it or 1ep", "train.warmup_iterations": "0 or 1ep",
-    "prune.rewind_iteration": "0 = θ0; k = late rewinding", "data.dir": "default data dir",
-}
-HIDDEN_KEYS = {"prune.rate"}  # edited through prune.rate.<kind>
-CHECKBOX_LABELS = {
-    "data.augment": "random crop + flip", "data.download": "fetch missing torchvision data",
-    "supermask.rescale": "rescale kept weights", "analysis.lmc": "measure linear mode connectivity",
-    "analysis.successive": "successive-round barrier and distances",
-}
-# Fields with a one-line description under them (from the engine's registries).
-HINT_KEYS = ("data.name", "model.name", "prune.criterion", "prune.mask1", "prune.mask0")
-# Panels that only matter for some experiments (shown anyway while one of their fields is invalid).
-PANEL_EXPERIMENTS = {"Supermask": ("supermask", "edge-popup")}
+from lth_tui.screens.field_ids import field_id
 
 
-def field_id(key: str) -> str:
-    return "f-" + key.replace(".", "-").replace("_", "-")
+def _fields() -> ModuleType:
+    """setup_fields, imported on first use (after the first frame)."""
+    from lth_tui.screens import setup_fields
 
-
-@functools.cache
-def field_type(key: str) -> Any:
-    """The declared type of a dotted config key (float for prune.rate.<kind>)."""
-    parts = key.split(".")
-    if len(parts) == 3 and parts[:2] == ["prune", "rate"]:
-        return float
-    if len(parts) == 1:
-        return typing.get_type_hints(ExperimentConfig)[key]
-    return typing.get_type_hints(SECTIONS[parts[0]])[parts[1]]
-
-
-def panel_layout() -> list[tuple[str, list[str]]]:
-    """(panel title, keys) covering every key of all_keys()."""
-    keys = [k for k in all_keys() if k not in HIDDEN_KEYS]
-    known = {k for ks in PANELS.values() for k in ks}
-    panels = {title: [k for k in ks if k in keys] for title, ks in PANELS.items()}
-    for key in keys:
-        if key in known:
-            continue
-        section = key.split(".")[0] if "." in key else ""
-        title = SECTION_PANELS.get(section) or (section.capitalize() if section else "Run")
-        panels.setdefault(title, []).append(key)
-    order = ["Data", "Model", "Training", "Pruning", "Run"] + [t for t in panels if t not in PANELS]
-    return [(title, panels[title]) for title in order if panels.get(title)]
-
-
-def value_text(value: Any) -> str:
-    """A config value as the text of an Input."""
-    if isinstance(value, Step):
-        return str(as_config_value(value))
-    if isinstance(value, list):
-        return ", ".join(value_text(v) for v in value)
-    if isinstance(value, dict):  # a table the panels do not know yet: TOML inline-table syntax
-        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, float):
-        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else repr(value)
-    return str(value)
-
-
-def _scalar(text: str, tp: Any) -> Any:
-    text = text.strip()
-    if tp is int:
-        try:
-            return int(text)
-        except ValueError:
-            return text
-    if tp is float:
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-        return number if math.isfinite(number) else text
-    if tp is Step:
-        return int(text) if text.isdigit() else text
-    return text
-
-
-def parse_text(key: str, text: str) -> Any:
-    """Input text to the raw value from_dict expects; what cannot be parsed stays text (and fails there)."""
-    tp = field_type(key)
-    if tp not in (int, float, str, bool, Step) and typing.get_origin(tp) is not list:
-        return parse_value(text)  # any other type: TOML value syntax, as `--set` takes it
-    if typing.get_origin(tp) is list:
-        (item,) = typing.get_args(tp)
-        inner = text.strip().removeprefix("[").removesuffix("]")
-        parts = [p for p in inner.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
-        return [_scalar(p, item) for p in parts]
-    return _scalar(text, tp)
-
-
-def set_nested(raw: dict[str, Any], key: str, value: Any) -> None:
-    node = raw
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-
-
-def error_field(error: ConfigError, keys: list[str]) -> str | None:
-    """The field a ConfigError is about: its key, stripped of list indices, or the first field under it."""
-    key = (error.key or "").split("[")[0]
-    if key in keys:
-        return key
-    under = [k for k in keys if k.startswith(key + ".")] if key else []
-    return under[0] if under else None
-
-
-def check_lengths(config: ExperimentConfig) -> None:
-    """The length checks that need the epoch size; done here when every length is in iterations."""
-    steps = [config.train.iterations, config.train.warmup_iterations, config.prune.rewind_iteration]
-    if all(s.unit == "it" for s in steps):
-        resolve_schedule(config, config.train.batch_size, "setup")
-
-
-def registry_description(key: str, value: Any) -> str:
-    """The one-line description of a dataset or model (the registries' torch-free index)."""
-    from engine.catalog import DATASETS, MODELS
-
-    try:
-        if key.startswith("prune."):
-            from engine.config import choice_help
-
-            return choice_help(key, value)
-        if key == "data.name":
-            return DATASETS[value].description
-        if key == "model.name":
-            return MODELS[value].description
-    except (KeyError, AttributeError, ImportError):
-        return ""
-    return ""
+    return setup_fields
 
 
 class SetupScreen(Screen):
@@ -198,13 +52,48 @@ class SetupScreen(Screen):
         Binding("ctrl+z", "reload_preset", "Revert", id="setup.revert", tooltip="Revert: reload the preset, dropping edits"),
     ]
 
+    @dataclass
+    class PresetsListed(Message):
+        infos: list[Any]
+
+    @dataclass
+    class PresetLoaded(Message):
+        config: Any
+        name: str
+
+    @dataclass
+    class PresetSaved(Message):
+        target: Path
+        config: Any
+
+    @dataclass
+    class TwinTraining(Message):
+        """A run of this very config is already training: asked about before a second starts."""
+
+        config: Any
+        preset: str
+        twin: str
+
+    @dataclass
+    class RunCreated(Message):
+        run_dir: Path
+
+    @dataclass
+    class CheckDone(Message):
+        done: Callable[[Any], None]
+        result: Any
+
+    @dataclass
+    class Failed(Message):
+        """A worker of this screen failed: told, and the screen stays usable."""
+
+        what: str
+        error: BaseException
+
     def __init__(self) -> None:
         super().__init__(id="setup")
-        self.choices = choices()
-        self.layout_ = panel_layout()
-        self.keys = [k for _, ks in self.layout_ for k in ks]
-        self.config: ExperimentConfig | None = None
-        self.error: ConfigError | None = None
+        self.config: Any = None
+        self.error: Any = None
         self.preset_name: str = ""
         self.preset_infos: list[Any] = []
         self.launching = False
@@ -213,11 +102,34 @@ class SetupScreen(Screen):
         self._shown_error: tuple[str | None, str] = (None, "")
         self._static_cache: dict[str, str] = {}
         self._error_widget: Static | None = None
-        self.checks = ConfigChecks(lambda *a, **k: self.app.start_worker(*a, **k), lambda: self._show_validation())
-        self._highlighted: dict[str, str] = {}  # a choice list's highlighted option, while it is open
+        self._checks: Any = None
+        self.highlighted_options: dict[str, str] = {}  # a choice list's highlighted option, while it is open
         self.built = False  # the panels are mounted (just after the first paint)
         self._building = False
-        self._pending_fill: tuple[ExperimentConfig, str] | None = None
+        self._pending_fill: tuple[Any, str] | None = None
+
+    # The engine's registries and key list: read when the panels (or the palette) first need them.
+    @functools.cached_property
+    def choices(self) -> dict[str, list[str]]:
+        from engine.config import choices
+
+        return choices()
+
+    @functools.cached_property
+    def layout_(self) -> list[tuple[str, list[str]]]:
+        return _fields().panel_layout()
+
+    @functools.cached_property
+    def keys(self) -> list[str]:
+        return [k for _, ks in self.layout_ for k in ks]
+
+    @property
+    def checks(self) -> Any:
+        if self._checks is None:
+            from lth_tui.setup_checks import ConfigChecks
+
+            self._checks = ConfigChecks(self._start_check, self._show_validation)
+        return self._checks
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -233,66 +145,52 @@ class SetupScreen(Screen):
             yield Static("", id="setup-status")
         yield LthFooter()
 
-    def _top_widgets(self) -> list[Widget]:
-        picker = Select[str]([], prompt="choose a preset…", id="preset-select", compact=True, allow_blank=True)
-        return [Horizontal(Label("preset", classes="field-label"), picker, classes="field-row", id="preset-row"),
-                Static("", id="preset-description", classes="hint")]
-
-    def _buttons(self) -> list[Widget]:
-        return [Button("Start ^r", id="start-button", variant="success", compact=True, disabled=True),
-                Button("Save preset ^s", id="save-button", compact=True)]
-
-    def _panel_grid(self) -> Vertical:
-        panels = []
-        for title, keys in self.layout_:
-            panel = Vertical(*[w for key in keys for w in self._field(key)], classes="panel", id="panel-" + title.lower())
-            panel.border_title = title
-            panels.append(panel)
-        return Vertical(*panels, id="panel-grid")
-
-    def _field(self, key: str) -> list[Widget]:
-        tp = field_type(key)
-        label = LABELS.get(key, key.rpartition(".")[2].replace("_", " "))
-        control: Widget
-        if key in self.choices:
-            control = Select[str]([(name, name) for name in self.choices[key]], id=field_id(key), compact=True,
-                                  allow_blank=False, value=self.choices[key][0])
-        elif tp is bool:
-            control = Checkbox(CHECKBOX_LABELS.get(key, "on"), id=field_id(key), compact=True)
-        else:
-            control = Input("", id=field_id(key), compact=True, placeholder=PLACEHOLDERS.get(key, ""))
-        widgets: list[Widget] = [Horizontal(Label(label, classes="field-label"), control, classes="field-row",
-                                            id="row-" + field_id(key)[2:])]
-        if key in HINT_KEYS:
-            one_line = " one-line" if key.startswith("prune.") else ""
-            widgets.append(Static("", id="hint-" + field_id(key)[2:], classes="hint" + one_line))
-        elif key == "experiment":
-            widgets.append(Static("", id="hint-" + field_id(key)[2:], classes="hint"))
-        return widgets
-
     def on_mount(self) -> None:
         self._layout_for(self.app.size.width)
         if getattr(self.app, "first_frame_shown", False):  # mounted later than the app's first frame
             self.call_after_refresh(self.build_panels)
 
+    def _quitting(self) -> bool:
+        """The app is quitting (exit called) or this screen is gone: a build in progress stops."""
+        return not self.is_attached
+
     async def build_panels(self) -> None:
         """Mounts the panels once the app's first frame is out (the app calls this on Ready),
-        then fills them: the defaults, then the preset list and the preferred preset."""
+        then fills them: the defaults, then the preset list and the preferred preset. Quitting
+        meanwhile stops it between steps (nothing is mounted into a closing app)."""
         if self._building:
             return
         self._building = True
-        holder = self.query_one("#setup-panels", VerticalScroll)
-        if not holder.is_attached:  # the app quit before its first frame was out
+        if self._quitting():  # the app quit before its first frame was out
             return
-        await self.query_one("#setup-top", Vertical).mount_all(self._top_widgets())
-        await self.query_one("#setup-bottom", Horizontal).mount_all(self._buttons())
-        await holder.mount(self._panel_grid())
+        from textual.css.query import NoMatches
+        from textual.widget import MountError
+
+        F = _fields()
+        steps = (("#setup-top", F.top_widgets), ("#setup-bottom", F.buttons),
+                 ("#setup-panels", lambda: [F.panel_grid(self.layout_, self.choices)]))
+        for selector, make in steps:
+            if self._quitting():
+                return
+            widgets = make()
+            if self._quitting():
+                return
+            try:
+                await self.query_one(selector).mount_all(widgets)
+            except (MountError, NoMatches):
+                if self._quitting():  # the app closed during the mount
+                    return
+                raise
+        if self._quitting():
+            return
         await self.query_one("#setup-loading", Static).remove()
-        self._watch_choice_lists()
+        F.watch_choice_lists(self)
         self.built = True
+        from engine.config import ExperimentConfig
+
         pending, self._pending_fill = self._pending_fill, None
         self.fill(*(pending or (ExperimentConfig(), "")))
-        self.app.load_preset_list(self._presets_listed)
+        self._list_presets()
 
     def on_resize(self, event: Any) -> None:
         self._layout_for(event.size.width)
@@ -300,59 +198,146 @@ class SetupScreen(Screen):
     def _layout_for(self, width: int) -> None:
         self.set_class(width >= 110, "wide")
 
-    # -- presets -----------------------------------------------------------------------------
+    # -- workers (their results come back as this screen's messages) ---------------------------
 
-    def _presets_listed(self, infos: list[Any]) -> None:
-        self.preset_infos = infos
+    @work(thread=True, group="presets", exit_on_error=False)
+    def _list_presets(self) -> None:
+        from lth_tui.presets import list_presets
+
+        try:
+            self.post_message(self.PresetsListed(list_presets()))
+        except Exception as exc:  # noqa: BLE001 - told; the screen stays usable
+            self.post_message(self.Failed("list presets", exc))
+
+    @work(thread=True, group="preset-load", exclusive=True, exit_on_error=False)
+    def _load_preset(self, name: str) -> None:
+        from lth_tui.presets import load_preset
+
+        try:
+            self.post_message(self.PresetLoaded(*load_preset(name)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Failed(f"load preset {name}", exc))
+
+    @work(thread=True, group="preset-save", exit_on_error=False)
+    def _save_preset(self, target: Path, config: Any) -> None:
+        from engine.config import to_toml
+
+        from lth_tui.store_tasks import write_preset
+
+        try:
+            self.post_message(self.PresetSaved(write_preset(target, to_toml(config)), config))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Failed("save preset", exc))
+
+    @work(thread=True, group="launch", exit_on_error=False)
+    def _prepare_run(self, config: Any, preset: str, confirmed: bool) -> None:
+        """The twin check (unless confirmed), the model and data checks, then the run dir."""
+        from lth_tui.store_tasks import create_checked_run, read_run_infos, training_twins
+
+        runs_dir = self.app.runs_dir
+        try:
+            twins = [] if confirmed else training_twins(read_run_infos(runs_dir), config)
+            if twins:
+                self.post_message(self.TwinTraining(config, preset, twins[0].run_id))
+                return
+            self.post_message(self.RunCreated(create_checked_run(config, runs_dir, preset)))
+        except Exception as exc:  # noqa: BLE001
+            self.post_message(self.Failed("start run", exc))
+
+    def _start_check(self, fn: Callable[..., Any], *args: Any, name: str, group: str, exclusive: bool = False,
+                     on_success: Callable[[Any], None]) -> None:
+        """The data and model checks (setup_checks.ConfigChecks) in this screen's workers."""
+        def check() -> None:
+            try:
+                self.post_message(self.CheckDone(on_success, fn(*args)))
+            except Exception as exc:  # noqa: BLE001
+                self.post_message(self.Failed(name, exc))
+
+        self.run_worker(check, name=name, group=group, exclusive=exclusive, thread=True, exit_on_error=False)
+
+    @on(PresetsListed)
+    def _presets_listed(self, message: PresetsListed) -> None:
+        from textual.widgets import Select
+
+        infos = message.infos
+        self.preset_infos = self.app.preset_infos = infos
         select = self.query_one("#preset-select", Select)
-        options = []
-        for info in infos:
-            prompt = Text(info.name)
-            note = info.error or info.description
-            if note:
-                prompt.append("  " + note, style="dim")
-            options.append((prompt, info.name))
         current = self.preset_name
         with self.prevent(Select.Changed):
-            select.set_options(options)
+            select.set_options(_fields().preset_options(infos))
             if current and any(i.name == current for i in infos):
                 select.value = current
         if not current and infos and self.config is not None and not self._user_edited():
             preferred = next((i.name for i in infos if i.name == "digits-quick"), infos[0].name)
             self.load_preset(preferred)
 
+    @on(PresetLoaded)
+    def _preset_loaded(self, message: PresetLoaded) -> None:
+        self.fill(message.config, message.name)
+
+    @on(PresetSaved)
+    def _preset_saved(self, message: PresetSaved) -> None:
+        name = message.target.stem
+        self.notify(f"saved preset {name!r} to {message.target}", title="preset saved")
+        self.preset_name = name
+        self._loaded_dict = message.config.to_dict()
+        self._list_presets()
+        self.fill(message.config, name)
+
+    @on(TwinTraining)
+    def _twin_training(self, message: TwinTraining) -> None:
+        from lth_tui.screens.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._prepare_run(message.config, message.preset, True)
+            else:
+                self._launch_finished()
+
+        self.app.push_screen(ConfirmDialog("The same run is training", f"{message.twin} is already training this very "
+                                           "config (same seed: a second copy repeats its numbers).\n\nStart another copy?",
+                                           yes="Start another"), answer)
+
+    @on(RunCreated)
+    def _run_created(self, message: RunCreated) -> None:
+        self._launch_finished()
+        self.app.spawn_run(message.run_dir)
+
+    @on(CheckDone)
+    def _check_done(self, message: CheckDone) -> None:
+        message.done(message.result)
+
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
+        from lth_tui.screens.export_flow import tell_failure
+
+        tell_failure(self.app, message.what, message.error)
+        if message.what == "start run":
+            self._launch_finished()
+
+    # -- presets -----------------------------------------------------------------------------
+
     def _user_edited(self) -> bool:
         return self._loaded_dict is not None and self.config is not None and self.config.to_dict() != self._loaded_dict
 
-    @on(Select.Changed, "#preset-select")
-    def _preset_chosen(self, event: Select.Changed) -> None:
-        event.stop()
-        if event.value is Select.NULL or event.value == self.preset_name:
-            return
-        self.load_preset(str(event.value))
-
     def load_preset(self, name: str) -> None:
         """Loads a preset in a worker and fills every field from it."""
-        self.app.load_preset(name, lambda result: self.fill(result[0], result[1]))
+        self._load_preset(name)
 
-    def fill(self, config: ExperimentConfig, preset_name: str) -> None:
+    def fill(self, config: Any, preset_name: str) -> None:
         """Puts a config into the fields (and remembers it as the unedited state)."""
+        from textual.widgets import Checkbox, Input, Select
+
         if not self.built:  # a preset chosen (palette) before the panels exist: filled once they do
             self._pending_fill = (config, preset_name)
             return
+        F = _fields()
         self.preset_name = preset_name
         self._filling += 1
         try:
             for key in self.keys:
-                widget = self.query_one("#" + field_id(key))
-                value = config.get(key)
                 with self.prevent(Select.Changed, Input.Changed, Checkbox.Changed):
-                    if isinstance(widget, Select):
-                        widget.value = value
-                    elif isinstance(widget, Checkbox):
-                        widget.value = bool(value)
-                    else:
-                        widget.value = value_text(value)
+                    F.set_widget_value(self.query_one("#" + field_id(key)), config.get(key))
         finally:
             self._filling -= 1
         select = self.query_one("#preset-select", Select)
@@ -365,25 +350,21 @@ class SetupScreen(Screen):
     # -- validation --------------------------------------------------------------------------
 
     def raw_config(self) -> dict[str, Any]:
+        F = _fields()
         raw: dict[str, Any] = {}
         for key in self.keys:
-            widget = self.query_one("#" + field_id(key))
-            if isinstance(widget, Select):
-                value = None if widget.value is Select.NULL else widget.value
-            elif isinstance(widget, Checkbox):
-                value = widget.value
-            else:
-                value = widget.value if field_type(key) is str else parse_text(key, widget.value)
-            set_nested(raw, key, value)
+            F.set_nested(raw, key, F.widget_value(self.query_one("#" + field_id(key)), key))
         return raw
 
-    def validate(self) -> ExperimentConfig | None:
+    def validate(self) -> Any:
         """from_dict over every field; shows the error under its field and sets Start."""
         if not self.built:
             return None
+        from engine.config import ConfigError, from_dict
+
         try:
             config = from_dict(self.raw_config(), "setup")
-            check_lengths(config)
+            _fields().check_lengths(config)
         except ConfigError as exc:
             self.config, self.error = None, exc
         else:
@@ -393,7 +374,10 @@ class SetupScreen(Screen):
 
     def _show_validation(self) -> None:
         """Updates only what changed: class and layout changes are what cost time in Textual."""
-        bad = error_field(self.error, self.keys) if self.error else None
+        from textual.widgets import Button, Select
+
+        F = _fields()
+        bad = F.error_field(self.error, self.keys) if self.error else None
         message = (f"✗ {self.error.allowed}" + (f" (got {self.error.value!r})" if self.error.key else "")) if bad else ""
         if (bad, message) != self._shown_error:
             # One error line, mounted under the offending field (and removed when it is fixed).
@@ -422,12 +406,12 @@ class SetupScreen(Screen):
         elif problem is None:
             self._update_static("#setup-status", Text("… checking the data files and building the model", style="yellow"))
         elif self.config is not None:
-            self._update_static("#setup-status", self._summary_line(self.config))
+            self._update_static("#setup-status", F.summary_line(self.config))
             if "experiment" in self.keys:  # which optimizer recipe trains this run (engine/recipes.py)
                 from engine.recipes import recipe_text
 
                 self._update_static("#hint-experiment", Text(recipe_text(self.config)))
-        self._show_hints()
+        self.show_hints()
         info = next((i for i in self.preset_infos if i.name == self.preset_name), None)
         text = Text()
         if info is not None:
@@ -437,7 +421,7 @@ class SetupScreen(Screen):
             text.append("  (edited)", style="bold yellow")
         self._update_static("#preset-description", text)
         experiment = self.query_one("#" + field_id("experiment"), Select).value if "experiment" in self.keys else "imp"
-        for title, experiments in PANEL_EXPERIMENTS.items():
+        for title, experiments in F.PANEL_EXPERIMENTS.items():
             keys = dict(self.layout_).get(title, [])
             show = experiment in experiments or bad in keys
             for panel in self.query("#panel-" + title.lower()):
@@ -449,19 +433,23 @@ class SetupScreen(Screen):
             button.disabled = not startable
             self.refresh_bindings()
 
+
     def ready(self) -> bool:
         """Valid, its data there (or to be downloaded), its model buildable, and not launching."""
         return self.config is not None and not self.launching and self._check(self.config) == ""
 
-    def _check(self, config: ExperimentConfig) -> str | None:
+    def _check(self, config: Any) -> str | None:
         """"" when the data and model checks pass, the problem, or None while they run."""
         return self.checks.result(config)
 
-    def _show_hints(self) -> None:
-        for key in HINT_KEYS:
+    def show_hints(self) -> None:
+        from textual.widgets import Select
+
+        F = _fields()
+        for key in F.HINT_KEYS:
             widget = self.query_one("#" + field_id(key), Select)
-            name = self._highlighted.get(key) or widget.value
-            text = registry_description(key, name)
+            name = self.highlighted_options.get(key) or widget.value
+            text = F.registry_description(key, name)
             size, problem = self.checks.model_line(), self.checks.problem(key)
             if key == "model.name" and size and name == widget.value:
                 text = f"{text}\n{size}"
@@ -471,48 +459,29 @@ class SetupScreen(Screen):
             hint.set_class(bool(problem), "problem")
             self._update_static("#hint-" + field_id(key)[2:], text)
 
-    def _watch_choice_lists(self) -> None:
-        """While a choice list is open, the hint under it describes the highlighted option
-        (the list stops its own highlight messages, so its state is watched)."""
-        for key in HINT_KEYS:
-            select = self.query_one("#" + field_id(key), Select)
-            overlay = select.query_one(OptionList)
-
-            def moved(_: Any = None, key: str = key, select: Select = select, overlay: OptionList = overlay) -> None:
-                index = overlay.highlighted
-                if select.expanded and index is not None and index < overlay.option_count:
-                    self._highlighted[key] = str(overlay.get_option_at_index(index).prompt)
-                else:
-                    self._highlighted.pop(key, None)
-                self._show_hints()
-
-            self.watch(overlay, "highlighted", moved, init=False)
-            self.watch(select, "expanded", moved, init=False)
-
     def _update_static(self, selector: str, content: Text | str) -> None:
         plain = content.markup if isinstance(content, Text) else content
         if self._static_cache.get(selector) != plain:
             self._static_cache[selector] = plain
             self.query_one(selector, Static).update(content)
 
-    def _summary_line(self, config: ExperimentConfig) -> Text:
-        from engine.config import total_rounds
+    # Handlers by name: naming Input, Select, Checkbox or Button in @on would import them at start.
+    def on_input_changed(self, event: Any) -> None:
+        self._field_changed(event)
 
-        t, p = config.train, config.prune
-        iterations = value_text(t.iterations)
-        if config.experiment == "imp":
-            what = f"{total_rounds(config)}×{iterations}{'' if iterations.endswith('ep') else ' it'} · {p.criterion}/{p.mask1}/{p.mask0}"
-        else:
-            what = f"{config.experiment} · {iterations} it"
-        trials = f"{config.trials} trial{'s' if config.trials != 1 else ''}"
-        return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {trials}", style="green")
+    def on_checkbox_changed(self, event: Any) -> None:
+        self._field_changed(event)
 
-    @on(Input.Changed)
-    @on(Select.Changed)
-    @on(Checkbox.Changed)
-    def _field_changed(self, event: Any) -> None:
-        if getattr(event, "control", None) is not None and event.control.id == "preset-select":
+    def on_select_changed(self, event: Any) -> None:
+        if event.control.id == "preset-select":
+            event.stop()
+            if event.value is event.control.NULL or event.value == self.preset_name:
+                return
+            self.load_preset(str(event.value))
             return
+        self._field_changed(event)
+
+    def _field_changed(self, event: Any) -> None:
         if self._filling:
             return
         self.validate()
@@ -534,6 +503,8 @@ class SetupScreen(Screen):
         if not self.built:
             self.call_after_refresh(self.focus_field, key)
             return
+        from textual.widgets import Select
+
         widget = self.query_one("#" + field_id(key))
         widget.focus()
         widget.scroll_visible()
@@ -549,15 +520,15 @@ class SetupScreen(Screen):
 
     # -- actions -----------------------------------------------------------------------------
 
-    @on(Button.Pressed, "#start-button")
-    def _start_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_start()
+    # -- actions -----------------------------------------------------------------------------
 
-    @on(Button.Pressed, "#save-button")
-    def _save_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        self.action_save_preset()
+    def on_button_pressed(self, event: Any) -> None:
+        if event.button.id == "start-button":
+            event.stop()
+            self.action_start()
+        elif event.button.id == "save-button":
+            event.stop()
+            self.action_save_preset()
 
     def action_start(self) -> None:
         config = self.validate()
@@ -567,13 +538,16 @@ class SetupScreen(Screen):
             return
         self.launching = True
         self._show_validation()
-        self.app.launch_run(config, self.preset_name or config.name, done=self._launch_finished)
+        self._prepare_run(config, self.preset_name or config.name, False)
 
-    def _launch_finished(self, ok: bool) -> None:
+    def _launch_finished(self) -> None:
         self.launching = False
-        self._show_validation()
+        if self.built:
+            self._show_validation()
 
     def action_focus_presets(self) -> None:
+        from textual.widgets import Select
+
         select = self.query_one("#preset-select", Select)
         select.focus()
         select.action_show_overlay()
@@ -610,7 +584,6 @@ class SetupScreen(Screen):
         target = Path(text).expanduser()
         if not (text.endswith(".toml") or "/" in text):
             target = user_dir() / f"{text}.toml"
-        name = target.stem
         if target.exists() and not overwrite:
             def answer(yes: bool | None) -> None:
                 if yes:
@@ -621,13 +594,4 @@ class SetupScreen(Screen):
             self.app.push_screen(ConfirmDialog("Preset exists", f"{target} already exists.\nOverwrite it?", yes="Overwrite"),
                                  answer)
             return
-        saved = dataclasses.replace(config, name=name)
-
-        def written(result: Any) -> None:
-            self.app.notify(f"saved preset {name!r} to {target}", title="preset saved")
-            self.preset_name = name
-            self._loaded_dict = saved.to_dict()
-            self.app.load_preset_list(self._presets_listed)
-            self.fill(saved, name)
-
-        self.app.save_preset(target, to_toml(saved), written)
+        self._save_preset(target, dataclasses.replace(config, name=target.stem))
