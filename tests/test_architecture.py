@@ -305,3 +305,13 @@ def test_read_path_modules_import_no_torch(module: str) -> None:
     _, outside = _module_level_closure(module)
     heavy = {name: by for name, by in outside.items() if name in HEAVY}
     assert not heavy, f"{module} imports {', '.join(f'{n} (through {by})' for n, by in sorted(heavy.items()))}"
+
+
+MAX_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """Past that a module holds more than one idea; split it by what it owns (ARCHITECTURE.md)."""
+    long = {name: n for name, path in _module_files().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"

@@ -14,7 +14,8 @@ import engine.training
 from engine import cuda_graphs
 from engine.batched import parallel_trials_active
 from engine.config import ConfigError, from_dict, resolve_schedule
-from engine.datasets import RandomCropFlip, load_dataset
+from engine.dataset_tensors import RandomCropFlip
+from engine.datasets import load_dataset
 from engine.models import build_model, layer_kinds
 from engine.runner import execute
 from engine.store import checkpoint_meta, create_run
