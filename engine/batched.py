@@ -47,6 +47,7 @@ from engine.checkpoints import (
     write_round_checkpoint,
 )
 from engine.config import ExperimentConfig, TrainConfig
+from engine.datasets import Dataset
 from engine.feeding import Batches
 from engine.models import MLP
 from engine.optim import build_optimizer, match_layout
@@ -257,7 +258,7 @@ def _train_group(models: list[nn.Module], jobs: list[TrainJob], strategy: str) -
             for trial_evals in progress.evals]
 
 
-def _batch(batches: list[Batches], data, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(batches: list[Batches], data: Dataset, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every trial's batch of `step`, stacked [N, B, ...]: one gather when the data is on the device."""
     if batches[0].host:
         pairs = [b(step) for b in batches]
@@ -281,7 +282,8 @@ class _Forward:
             self.params = [[p for _, p in m.named_parameters()] for m in models]
             self.buffer_names = [name for name, _ in models[0].named_buffers()]
             self.buffers = [[b for _, b in m.named_buffers()] for m in models]
-            self.stacked_buffers = {name: torch.stack([bs[i] for bs in self.buffers]) for i, name in enumerate(self.buffer_names)}
+            self.stacked_buffers = {name: torch.stack([bs[i] for bs in self.buffers])
+                                    for i, name in enumerate(self.buffer_names)}
 
             def loss(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
                      y: torch.Tensor) -> torch.Tensor:

@@ -434,7 +434,8 @@ def _validate_speed(config: ExperimentConfig, source: str) -> None:
 
     if config.train.channels_last and not MODELS[config.model.name].needs_image:
         raise ConfigError(source, "train.channels_last", True,
-                          f"channels-last is a memory format for conv nets; model {config.model.name!r} has no conv layers")
+                          "channels-last is a memory format for conv nets; "
+                          f"model {config.model.name!r} has no conv layers")
     if config.experiment != "imp":
         for key in ("train.compile", "train.channels_last"):
             if config.get(key):
@@ -444,7 +445,8 @@ def _validate_speed(config: ExperimentConfig, source: str) -> None:
     if config.parallel_trials is True:
         if config.experiment != "imp":
             raise ConfigError(source, "parallel_trials", True,
-                              f"batched trials train IMP rounds; experiment is {config.experiment!r} (use auto or false)")
+                              "batched trials train IMP rounds; "
+                              f"experiment is {config.experiment!r} (use auto or false)")
         for key in ("train.compile", "train.channels_last"):
             if config.get(key):
                 raise ConfigError(source, "parallel_trials", True,

@@ -316,7 +316,8 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
         raise ConfigError(str(run_dir), "--trial", trial, f"the run has trials 0..{config.trials - 1}")
     round_dir = run_dir / f"trial-{trial}" / f"round-{round_}"
     if not (round_dir / "mask.safetensors").is_file() or not (round_dir / "start.safetensors").is_file():
-        raise StoreError(f"trial-{trial}/round-{round_} has no mask.safetensors / start.safetensors (round not reached yet?)")
+        raise StoreError(f"trial-{trial}/round-{round_} has no mask.safetensors / start.safetensors "
+                         "(round not reached yet?)")
     data = load_run_data(config, data)
     schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
     if rewind_iteration is not None and not 0 <= rewind_iteration < schedule.iterations:
@@ -337,7 +338,8 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     else:
         theta = theta_at(run_dir, config, data, schedule, trial, rewind_iteration, model)
         kept = {n: torch.where(m, theta[n].to(start[n].dtype), start[n]) for n, m in masks.items()}
-        start_state, start_step, label = {**theta, **kept}, rewind_iteration, f"theta_{rewind_iteration} under the round's mask"
+        label = f"theta_{rewind_iteration} under the round's mask"
+        start_state, start_step = {**theta, **kept}, rewind_iteration
     lmc_seed = derive_seed(derive_round_seed(seed, round_), "lmc-cli", rewind_iteration)
     threshold = config.analysis.lmc_stable_threshold
     result = lmc_from(model, data, config.train, schedule, start_state, masks, frozen, lmc_seed,

@@ -35,7 +35,8 @@ def _chance(p: float, q: float) -> float:
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int]:
-    return int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b)), int(np.count_nonzero(a)), int(np.count_nonzero(b))
+    return (int(np.count_nonzero(a & b)), int(np.count_nonzero(a | b)),
+            int(np.count_nonzero(a)), int(np.count_nonzero(b)))
 
 
 def _bool(mask: Any) -> np.ndarray:

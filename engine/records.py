@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable
-from typing import Any, Literal, NamedTuple, TypedDict, Union, cast
+from typing import Any, Literal, NamedTuple, TypedDict, cast
 
 
 class MeanStd(NamedTuple):
@@ -375,8 +375,8 @@ class RunEndEvent(TypedDict, total=False):
     error: str | None
 
 
-Event = Union[RunStartEvent, RoundStartEvent, EvalEvent, RoundEndEvent, LmcEvent, SuccessiveEvent, WarningEvent,
-              ErrorEvent, RunEndEvent]
+Event = (RunStartEvent | RoundStartEvent | EvalEvent | RoundEndEvent | LmcEvent | SuccessiveEvent | WarningEvent
+         | ErrorEvent | RunEndEvent)
 EVENT_KINDS = ("run_start", "round_start", "eval", "round_end", "lmc", "successive", "warning", "error", "run_end")
 
 

@@ -95,7 +95,8 @@ class RunSession:
     def __init__(self, run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: Schedule,
                  writer: RunWriter, emit: EventCallback, should_stop: Callable[[], bool], checkpoint_seconds: float):
         self.dir, self.config, self.data, self.schedule = run_dir, config, data, schedule
-        self.writer, self.emit, self.should_stop, self.checkpoint_seconds = writer, emit, should_stop, checkpoint_seconds
+        self.writer, self.emit, self.should_stop = writer, emit, should_stop
+        self.checkpoint_seconds = checkpoint_seconds
 
     def open_trial(self, t: int) -> _Trial:
         """Trial t's model holding θ0 (drawn from its seed, or read back from init.safetensors)."""

@@ -197,7 +197,7 @@ def event_ok(event: Any) -> bool:
             if key in event:
                 _number(key, event[key])
         if "layers" in event and event["layers"] is not None:
-            for name, value in _dict("layers", event["layers"]).items():
+            for value in _dict("layers", event["layers"]).values():
                 _number("layers", value, optional=False)
         for key in ("message", "error", "device", "run_id", "state", "reason", "experiment"):
             if key in event:
@@ -265,7 +265,8 @@ def check_group(group: Any) -> dict[str, Any]:
     group = _dict("group", group)
     if not isinstance(group.get("runs"), list):
         raise SchemaError("no runs list")
-    if not isinstance(group.get("axes", {}), dict) or not all(isinstance(v, list) for v in group.get("axes", {}).values()):
+    axes = group.get("axes", {})
+    if not isinstance(axes, dict) or not all(isinstance(v, list) for v in axes.values()):
         raise SchemaError("axes must map keys to lists of values")
     for i, entry in enumerate(group["runs"]):
         if not (isinstance(entry, dict) and isinstance(entry.get("run_dir"), str) and isinstance(entry.get("swept", {}),

@@ -146,7 +146,8 @@ def read_bytes(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
         raise StoreError(f"{path.name} is missing") from None
     except OSError as exc:
         if os.path.islink(path):
-            raise StoreError(f"{path.name} is a symlink; run-store files are never links, so it is not followed") from None
+            raise StoreError(f"{path.name} is a symlink; "
+                             "run-store files are never links, so it is not followed") from None
         raise StoreError(f"{path.name} cannot be read: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
@@ -306,8 +307,9 @@ def read_lmc(run_dir: Path | str) -> list[LmcRecord]:
         if lmc_ok(record):  # engine/schema.py: a record of the wrong types is skipped like a damaged file
             record["file"] = str(path.relative_to(run_dir))
             found.append(record)
-    key = lambda rec: (rec.get("trial", 0), rec.get("round", 0),
-                       -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
+    def key(rec: LmcRecord) -> tuple[int, int, int]:
+        return (rec.get("trial", 0), rec.get("round", 0),
+                -1 if rec.get("rewind_iteration") is None else rec["rewind_iteration"])
     return sorted(found, key=key)
 
 
@@ -335,7 +337,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises several types for damaged headers (a pickle is one)
-        raise StoreError(f"{_where(path)} is damaged ({str(exc)[:200]}); it is not a safetensors file we wrote") from None
+        raise StoreError(f"{_where(path)} is damaged ({str(exc)[:200]}); "
+                         "it is not a safetensors file we wrote") from None
 
 
 def load_tensors_like(path: Path, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -446,11 +449,12 @@ class RunWriter:
         if bad is not None:
             if event == "eval":
                 key = next((k for k in LOSS_KEYS if find_non_finite(fields.get(k)) is not None), bad)
-                raise Diverged(f"diverged at iteration {fields.get('iteration')} of round {fields.get('round')} of trial "
-                               f"{fields.get('trial')} ({'loss' if key in LOSS_KEYS else key} {fields.get(key)}); "
+                shown = "loss" if key in LOSS_KEYS else key
+                raise Diverged(f"diverged at iteration {fields.get('iteration')} of round {fields.get('round')} "
+                               f"of trial {fields.get('trial')} ({shown} {fields.get(key)}); "
                                "lower train.lr")
-            raise Diverged(f"{event} of round {fields.get('round')} of trial {fields.get('trial')} has a non-finite {bad}; "
-                           "lower train.lr")
+            raise Diverged(f"{event} of round {fields.get('round')} of trial {fields.get('trial')} "
+                           f"has a non-finite {bad}; lower train.lr")
         record = cast(Event, {"event": event, "time": time.time(), **fields})
         self._events.write(json.dumps(record, allow_nan=False, default=_json_default) + "\n")
         self._events.flush()
@@ -597,7 +601,8 @@ def list_runs(runs_dir: Path | None = None) -> list[RunInfo]:
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     if not runs_dir.is_dir():
         return []
-    infos = [run_info(p) for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and RunLayout(p).looks_like_run()]
+    infos = [run_info(p) for p in runs_dir.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and RunLayout(p).looks_like_run()]
     return sorted(infos, key=lambda i: i.run_id, reverse=True)
 
 

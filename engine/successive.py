@@ -138,7 +138,9 @@ def connectivity(model: nn.Module, data: Dataset, previous: tuple[Tensors, Tenso
     device = data.test_x.device
     work = copy.deepcopy(model).to(device)
     names = [name for name, _ in work.named_parameters()]
-    on = lambda state: {k: v.to(device) for k, v in state.items()}
+    def on(state: Tensors) -> Tensors:
+        return {k: v.to(device) for k, v in state.items()}
+
     prev_start, prev_final = on(previous[0]), on(previous[1])
     cur_start, cur_final = on(current[0]), on(current[1])
     masks = {k: v.bool().to(device) for k, v in masks.items()}

@@ -21,7 +21,8 @@ def build_summary(run_dir: Path, config: ExperimentConfig, state: str) -> dict[s
     layout = RunLayout(run_dir)
     trials = []
     for t in range(config.trials):
-        rounds = [read_result(layout.round_dir(t, r)) for r in range(total_rounds(config)) if layout.result(t, r).is_file()]
+        rounds = [read_result(layout.round_dir(t, r))
+                  for r in range(total_rounds(config)) if layout.result(t, r).is_file()]
         trials.append({"seed": config.seed + t, "rounds": rounds})
     curve = curve_points(record for trial in trials for record in trial["rounds"])
     return {"run_id": Path(run_dir).name, "state": state, "config": config.to_dict(), "trials": trials, "curve": curve}

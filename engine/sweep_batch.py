@@ -51,8 +51,9 @@ RunEventCallback = Callable[[Path, dict[str, Any]], None]
 
 def batchable(config: ExperimentConfig) -> bool:
     """Whether a run can train in a batch at all (what `engine.batched` supports)."""
-    return (experiment_of(config).parallel_trials and config.parallel_trials is not False and config.model.name in SMALL_MODELS
-            and not config.train.compile and not config.train.channels_last and not config.train.cuda_graphs
+    return (experiment_of(config).parallel_trials and config.parallel_trials is not False
+            and config.model.name in SMALL_MODELS and not config.train.compile
+            and not config.train.channels_last and not config.train.cuda_graphs
             and not config.analysis.lmc)
 
 

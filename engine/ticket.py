@@ -133,7 +133,8 @@ def write_ticket(run_dir: Path, output: Path | None = None, *, trial: int = 0, r
     metadata = {"format": FORMAT, "version": VERSION, "model": json.dumps(model), "masks": json.dumps(sorted(masks)),
                 "source": json.dumps(source)}
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
-    output = Path(output) if output is not None else run_dir / f"ticket-trial{trial}-round{round_}-{weights}.safetensors"
+    default = run_dir / f"ticket-trial{trial}-round{round_}-{weights}.safetensors"
+    output = Path(output) if output is not None else default
     _write_new_file(output, data)
     return output
 
@@ -233,7 +234,8 @@ def read_ticket(path: Path | str) -> Ticket:
             wanted = set(expected) | {f"{n}{MASK_SUFFIX}" for n in prunable}
             if set(keys) != wanted:
                 raise TicketError(f"{where}: tensors do not match model {model.get('name')}: "
-                                  f"missing {sorted(wanted - set(keys))[:5]}, unexpected {sorted(set(keys) - wanted)[:5]}")
+                                  f"missing {sorted(wanted - set(keys))[:5]}, "
+                                  f"unexpected {sorted(set(keys) - wanted)[:5]}")
             for key, ref in expected.items():
                 if shapes[key] != tuple(ref.shape):
                     raise TicketError(f"{where}: {key} has shape {shapes[key]}, the model needs {tuple(ref.shape)}")
@@ -246,7 +248,8 @@ def read_ticket(path: Path | str) -> Ticket:
     _check_state(tensors, skeleton, where)
     for name, mask in masks.items():
         if mask.dtype != torch.bool or tuple(mask.shape) != tuple(tensors[name].shape):
-            raise TicketError(f"{where}: {name}{MASK_SUFFIX} must be a bool tensor of shape {tuple(tensors[name].shape)}")
+            raise TicketError(f"{where}: {name}{MASK_SUFFIX} must be a bool tensor "
+                              f"of shape {tuple(tensors[name].shape)}")
         if bool((tensors[name][~mask] != 0).any()):
             raise TicketError(f"{where}: {name} is not 0 where its mask is 0: damaged, or not a pruned ticket")
     return Ticket(state=tensors, masks=masks, model=model, source=source if isinstance(source, dict) else {})

@@ -142,7 +142,8 @@ class MaskedParams:
     fills: list[torch.Tensor] | None
 
     @classmethod
-    def build(cls, model: nn.Module, masks: dict[str, torch.Tensor], frozen: dict[str, torch.Tensor] | None) -> MaskedParams:
+    def build(cls, model: nn.Module, masks: dict[str, torch.Tensor],
+              frozen: dict[str, torch.Tensor] | None) -> MaskedParams:
         params = dict(model.named_parameters())
         weights, mask_list, fills = [], [], []
         needs_fill = False
@@ -192,7 +193,8 @@ class RoundOutcome:
     test_accuracy_best: float | None = None  # the best test accuracy of any evaluation (Greydanus' report)
 
     @classmethod
-    def from_evals(cls, evals: list[dict[str, Any]], seconds: float, extra: dict[str, Any] | None = None) -> RoundOutcome:
+    def from_evals(cls, evals: list[dict[str, Any]], seconds: float,
+                   extra: dict[str, Any] | None = None) -> RoundOutcome:
         """Early stop at the lowest validation loss (the earliest of ties), final, untrained and best figures."""
         held = [e for e in evals if e.get("val_loss") is not None]
         best = min(held, key=lambda e: (e["val_loss"], e["iteration"])) if held else None
@@ -304,7 +306,8 @@ class _ImpTask:
     def __init__(self, model: nn.Module, job: TrainJob):
         data, config = job.data, job.config
         self.job, self.model, self.config, self.schedule, self.data = job, model, config, job.schedule, data
-        self.device = device = data.test_x.device  # a training split too big for the GPU stays on the host (engine/feeding.py)
+        # a training split too big for the GPU stays on the host (engine/feeding.py)
+        self.device = device = data.test_x.device
         model.to(device).train()
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -375,7 +378,8 @@ def train_round(model: nn.Module, job: TrainJob) -> RoundOutcome:
     task = _ImpTask(model, job)
     progress = task.resume()
     end = job.schedule.iterations
+    checkpoint_seconds = job.checkpoint_seconds if job.checkpoint_dir is not None else None
     callbacks = standard_callbacks(task, origin=0, end=end, capture=capture_point(job),
-                                   checkpoint_seconds=job.checkpoint_seconds if job.checkpoint_dir is not None else None)
+                                   checkpoint_seconds=checkpoint_seconds)
     run_loop(task, progress, callbacks, end, job.should_stop)
     return RoundOutcome.from_evals(progress.evals, progress.seconds())

@@ -85,7 +85,8 @@ def to_markdown(run_dir: Path) -> str:
         f"- state: {md_text(summary.get('state') or status['state'])}",
         f"- preset: {md_text(status.get('preset') or config.name)} — {md_text(config.description)}",
         f"- data: {config.data.name} (val {config.data.val_size}); model: {config.model.name} ({config.model.init})",
-        f"- training: {t.optimizer} lr {t.lr:g}{_scaled(t)}, batch {t.batch_size}, {_length(t.iterations)}, {t.schedule} schedule",
+        f"- training: {t.optimizer} lr {t.lr:g}{_scaled(t)}, batch {t.batch_size}, {_length(t.iterations)}, "
+        f"{t.schedule} schedule",
         f"- pruning: {p.strategy} {p.scope}, {p.rounds} rounds, rates {rates}; criterion {p.criterion}; "
         f"mask-1 {p.mask1}; mask-0 {p.mask0}; rewind to {_length(p.rewind_iteration)}",
         f"- trials: {config.trials} (seeds {config.seed}..{config.seed + config.trials - 1})",
@@ -95,23 +96,26 @@ def to_markdown(run_dir: Path) -> str:
         sm = config.supermask
         how = (f"logit init {sm.logit_init:g}, rescale {sm.rescale}" if config.experiment == "supermask"
                else f"k {sm.k:g}, score init {sm.score_init}")
-        lines[-2] = (f"- mask training: {config.experiment}, weights {sm.weights}, {how}, {sm.rounds} rounds (segments of "
-                     "one training; a round's figures are those of its expected mask, no early stopping)")
+        lines[-2] = (f"- mask training: {config.experiment}, weights {sm.weights}, {how}, "
+                     f"{sm.rounds} rounds (segments of one training; "
+                     "a round's figures are those of its expected mask, no early stopping)")
     extra_head = " expected mask acc % | sampled mask acc % |" if masks_trained else ""
     if config.data.val_size == 0:
         lines.append("- no hold-out (data.val_size = 0): no early stopping, the early-stop columns are empty")
     lines += [
         "",
-        "| round | weights remaining (trainable) % | non-zero in forward % | test acc % at early stop | final test acc % | "
-        f"best test acc % | early-stop iteration | supermask acc % |{extra_head} n |",
+        "| round | weights remaining (trainable) % | non-zero in forward % | test acc % at early stop | "
+        f"final test acc % | best test acc % | early-stop iteration | supermask acc % |{extra_head} n |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if masks_trained else "") + "---:|",
     ]
     for point in summary.get("curve", []):
         extra = (f" {_point_pm(point, 'expected_mask_accuracy')} | {_point_pm(point, 'sampled_mask_accuracy')} |"
                  if masks_trained else "")
-        lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | {_pct(point.get('weights_nonzero'))} | "
+        lines.append(f"| {point['round']} | {_pct(point['weights_remaining'])} | "
+                     f"{_pct(point.get('weights_nonzero'))} | "
                      f"{_point_pm(point, 'test_accuracy')} | {_point_pm(point, 'test_accuracy_final')} | "
-                     f"{_point_pm(point, 'test_accuracy_best')} | {_point_pm(point, 'early_stop_iteration', pct=False)} | "
+                     f"{_point_pm(point, 'test_accuracy_best')} | "
+                     f"{_point_pm(point, 'early_stop_iteration', pct=False)} | "
                      f"{_point_pm(point, 'supermask_accuracy')} |{extra} {point['n']} |")
     first_trial = summary["trials"][0]["rounds"] if summary["trials"] else []
     if first_trial:
@@ -120,14 +124,15 @@ def to_markdown(run_dir: Path) -> str:
                   "| layer | " + " | ".join(f"r{rec['round']}" for rec in first_trial) + " |",
                   "|---|" + "---:|" * len(first_trial)]
         for layer in layers:
-            lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial) + " |")
+            cells = " | ".join(_pct(rec["layers"].get(layer)) for rec in first_trial)
+            lines.append(f"| {md_text(layer, 120)} | " + cells + " |")
         if any(rec.get("layers_nonzero", rec["layers"]) != rec["layers"] for rec in first_trial):
             lines += ["", "Non-zero in the forward pass per layer (% , trial 0; frozen pruned weights count):", "",
                       "| layer | " + " | ".join(f"r{rec['round']}" for rec in first_trial) + " |",
                       "|---|" + "---:|" * len(first_trial)]
             for layer in layers:
-                lines.append(f"| {md_text(layer, 120)} | " + " | ".join(_pct((rec.get("layers_nonzero") or {}).get(layer))
-                                                          for rec in first_trial) + " |")
+                cells = " | ".join(_pct((rec.get("layers_nonzero") or {}).get(layer)) for rec in first_trial)
+                lines.append(f"| {md_text(layer, 120)} | " + cells + " |")
     weights = {p["round"]: p["weights_remaining"] for p in summary.get("curve", [])}
     lines += _lmc_markdown(run_dir, config, weights)
     lines += successive_markdown(run_dir)
@@ -225,14 +230,16 @@ def _overlap_markdown(run_dir: Path, weights: dict[int, float]) -> list[str]:
     pairs = sorted({tuple(rec["rounds"]) for recs in consecutive.values() for rec in recs})
     if pairs:
         lines += ["Consecutive rounds (each trial's mask against its previous round's):", "",
-                  "| rounds | weights remaining % | " + " | ".join(f"trial {t}" for t in trials) + " | mean ± std | chance |",
+                  "| rounds | weights remaining % | " + " | ".join(f"trial {t}" for t in trials)
+                  + " | mean ± std | chance |",
                   "|---|---:|" + "---:|" * len(trials) + "---:|---:|"]
         for a, b in pairs:
             found = {t: next((rec for rec in consecutive[t] if tuple(rec["rounds"]) == (a, b)), None) for t in trials}
             values = [rec["all"] for rec in found.values() if rec is not None]
             chances = [rec["chance"] for rec in found.values() if rec is not None]
             cells = " | ".join("–" if rec is None else f"{rec['all']:.4f}" for rec in found.values())
-            lines.append(f"| {a}→{b} | {_pct(weights.get(b))} | {cells} | {_pm(values, 1.0, 4)} | {_pm(chances, 1.0, 4)} |")
+            lines.append(f"| {a}→{b} | {_pct(weights.get(b))} | {cells} | "
+                         f"{_pm(values, 1.0, 4)} | {_pm(chances, 1.0, 4)} |")
     if across:
         lines += ["", "Between trials (mean over the pairs of trials at the same round):", "",
                   "| round | weights remaining % | mean Jaccard | chance | pairs |", "|---:|---:|---:|---:|---:|"]
@@ -446,7 +453,8 @@ def side_by_side_markdown(group: dict[str, Any]) -> str:
             cells = []
             for _, _, summary, _ in entries:
                 point = next((p for p in (summary or {}).get("curve", []) if p["round"] == r), None)
-                cells.append("–" if point is None else f"{_point_pm(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
+                cells.append("–" if point is None
+                             else f"{_point_pm(point, 'test_accuracy')} @ {_pct(point['weights_remaining'])}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
     lines += stability_markdown([(entry, summary) for entry, _, summary, _ in entries])
     lines += _group_overlap_markdown([(run_dir, _run_label(entry)) for entry, run_dir, _, _ in entries])

@@ -134,12 +134,14 @@ def stability_markdown(entries: list[tuple[dict[str, Any], dict[str, Any] | None
              "Instability (LMC error barrier %, two copies with different SGD noise; mean ± std over trials) against "
              "the swept value, per round, with the final ticket's accuracy and, where measured, the mean successive-"
              "round barrier.", "",
-             "| swept | " + " | ".join(f"r{r}" for r in rounds) + " | last round acc % @ weights % | successive barrier % |",
+             "| swept | " + " | ".join(f"r{r}" for r in rounds)
+             + " | last round acc % @ weights % | successive barrier % |",
              "|---|" + "---:|" * len(rounds) + "---:|---:|"]
     for row in rows:
         cells = [_pm(row["instability"][r], 100, 2) if r in row["instability"] else "–" for r in rounds]
         final = row["final"]
-        last = "–" if final is None else f"{100 * final['test_accuracy_mean']:.2f} @ {100 * final['weights_remaining']:.2f}"
+        last = ("–" if final is None
+                else f"{100 * final['test_accuracy_mean']:.2f} @ {100 * final['weights_remaining']:.2f}")
         succ = "–" if row["successive"] is None else f"{100 * row['successive']:.2f}"
         lines.append(f"| {md_text(row['label'], 200)} | " + " | ".join(cells) + f" | {last} | {succ} |")
     return lines

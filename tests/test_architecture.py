@@ -225,7 +225,8 @@ def test_no_import_cycles() -> None:
     cycles = [c for c in found if frozenset(c) not in KNOWN_CYCLES]
     gone = KNOWN_CYCLES - {frozenset(c) for c in found}
     assert not gone, f"no longer a cycle (remove from KNOWN_CYCLES): {sorted(map(sorted, gone))}"
-    described = [" -> ".join(f"{a} ({_where(a, b)})" for a, b in itertools.pairwise(c)) + f" -> {c[-1]}" for c in cycles]
+    described = [" -> ".join(f"{a} ({_where(a, b)})" for a, b in itertools.pairwise(c)) + f" -> {c[-1]}"
+                 for c in cycles]
     assert not cycles, "import cycles:\n" + "\n".join(described)
 
 

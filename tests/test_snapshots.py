@@ -198,7 +198,8 @@ SUPERMASK_TABS = [("1", ("supermask: test accuracy",)), ("2", ("Weights remainin
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize(("key", "texts"), [pytest.param(k, t, id=n) for (k, t), n in
                                             zip(SUPERMASK_TABS, ("accuracy", "density", "lmc"))])
-def test_supermask_run_tab(snap_compare: Any, app: LthApp, size: tuple[int, int], key: str, texts: tuple[str, ...]) -> None:
+def test_supermask_run_tab(snap_compare: Any, app: LthApp, size: tuple[int, int], key: str,
+                           texts: tuple[str, ...]) -> None:
     """The finished supermask run: its tabs that differ from an IMP run's."""
 
     async def tab(pilot: Any) -> None:

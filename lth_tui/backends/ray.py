@@ -57,14 +57,16 @@ def resources(gpus_per_run: float | None, cpus_per_run: float | None) -> tuple[f
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    gpus = gpus_per_run if gpus_per_run is not None else (1.0 if any(n["Resources"].get("GPU", 0) for n in nodes) else 0.0)
+    any_gpu = any(n["Resources"].get("GPU", 0) for n in nodes)
+    gpus = gpus_per_run if gpus_per_run is not None else (1.0 if any_gpu else 0.0)
     cpus = cpus_per_run if cpus_per_run is not None else 1.0
     fitting = [n for n in nodes if n["Resources"].get("GPU", 0) >= gpus and n["Resources"].get("CPU", 0) >= cpus]
     if not fitting:
-        have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, {n['Resources'].get('GPU', 0):g} GPU"
+        have = "; ".join(f"{n['NodeManagerAddress']}: {n['Resources'].get('CPU', 0):g} CPU, "
+                         f"{n['Resources'].get('GPU', 0):g} GPU"
                          for n in nodes) or "no alive nodes"
-        raise BackendError(f"no Ray node can hold one run ({gpus:g} GPU, {cpus:g} CPU; set --gpus-per-run / --cpus-per-run): "
-                           f"{have}")
+        raise BackendError(f"no Ray node can hold one run ({gpus:g} GPU, {cpus:g} CPU; "
+                           f"set --gpus-per-run / --cpus-per-run): {have}")
     return gpus, cpus, fitting
 
 

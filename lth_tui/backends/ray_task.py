@@ -112,7 +112,8 @@ def probe(runs_dir: str, name: str, token: str) -> dict[str, Any]:
     try:
         seen = (folder / name).read_text(encoding="utf-8")
     except FileNotFoundError:
-        result["problem"] = "no such directory there" if not folder.is_dir() else "the probe file is not there (a different directory at that path)"
+        result["problem"] = ("no such directory there" if not folder.is_dir()
+                             else "the probe file is not there (a different directory at that path)")
         return result
     except OSError as exc:
         result["problem"] = f"cannot read it: {exc}"
