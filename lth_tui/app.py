@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -218,7 +219,6 @@ class LthApp(ExportFlow, App[int]):
         """Respawns a stopped run's runner, under the same rules as `lth-tui resume` (lth_tui.guards)."""
         def resume() -> tuple[Path, Any]:
             from engine.launch import spawn
-
             from lth_tui.guards import check_resume
 
             check_resume(run_dir, name=run_dir.name)
@@ -271,7 +271,8 @@ class LthApp(ExportFlow, App[int]):
                                                                     "can be resumed (r)", title="cancelling"))
 
         self.push_screen(ConfirmDialog("Cancel run", f"Stop {run_dir.name}?\n\nThe runner checkpoints and the run "
-                                       "stays resumable (r on the Run or Runs screen).", yes="Stop run", no="Keep running"),
+                                       "stays resumable (r on the Run or Runs screen).", yes="Stop run",
+                                       no="Keep running"),
                          answer)
 
     def pick_run(self, title: str, exclude: Path | None, done: Callable[[Any], None]) -> None:

@@ -26,7 +26,6 @@ from lth_tui.cli_start import cmd_run
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.store import StoreError
-
     from lth_tui.guards import ResumeRefused, check_resume
 
     run_dir = resolve_run_arg(args)

@@ -41,7 +41,6 @@ def check_resume(run_dir: Path, name: str | None = None) -> Resumable:
     dir that is not a run) naming `name` (the run dir by default)."""
     from engine.planning import check_stored_rounds
     from engine.store import StoreError, read_config, read_status
-
     from lth_tui.follower import runner_alive
 
     name = str(run_dir) if name is None else name

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import tomli_w
 
@@ -41,6 +41,10 @@ def settings_path() -> Path:
 
 def binding_ids() -> set[str]:
     """Every binding id the app declares: on the app, its screens and its widgets."""
+    from textual.binding import Binding
+    from textual.dom import DOMNode
+
+    import lth_tui.app  # noqa: F401
     import lth_tui.components.heatmap  # noqa: F401  (the widgets and screens that declare bindings)
     import lth_tui.components.plot  # noqa: F401
     import lth_tui.screens.analysis  # noqa: F401
@@ -49,9 +53,6 @@ def binding_ids() -> set[str]:
     import lth_tui.screens.run  # noqa: F401
     import lth_tui.screens.runs  # noqa: F401
     import lth_tui.screens.setup  # noqa: F401
-    import lth_tui.app  # noqa: F401
-    from textual.binding import Binding
-    from textual.dom import DOMNode
 
     ids: set[str] = set()
     stack: list[type] = [DOMNode]
@@ -85,7 +86,8 @@ def parse_settings(text: str, where: str, themes: Iterable[str], ids: Iterable[s
         settings.theme = theme
     keymap = raw.get("keymap", {})
     if not isinstance(keymap, dict):
-        raise ValueError(f"{where}: keymap must be a table of binding id = \"keys\", e.g. [keymap] \"setup.start\" = \"ctrl+g\"")
+        raise ValueError(f"{where}: keymap must be a table of binding id = \"keys\", "
+                         "e.g. [keymap] \"setup.start\" = \"ctrl+g\"")
     ids = set(ids)
     for binding_id, keys in keymap.items():
         if binding_id not in ids:

@@ -133,7 +133,7 @@ async def test_quitting_while_the_setup_panels_are_built_raises_nothing(preset_h
 
         monkeypatch.setattr(setup_fields, "panel_grid", grid_then_quit)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(pilot, lambda: started, 90)
+            await wait_for(pilot, lambda started=started: started, 90)
             await pilot.pause()
         assert app.return_code == 0, when
     monkeypatch.setattr(setup_fields, "panel_grid", real_grid)

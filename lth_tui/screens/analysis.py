@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -142,7 +143,8 @@ def interpolation_plot(records: list[dict[str, Any]], round_: int | None) -> Plo
     """Test error (%) against α on the line θA → θB of one round, one curve per rewind point
     (mean ± std over the trials that measured it); the title carries the barrier and verdict."""
     if round_ is None:
-        return PlotSpec(title="LMC interpolation", empty_message="no LMC result yet: l computes one for a finished round")
+        return PlotSpec(title="LMC interpolation",
+                        empty_message="no LMC result yet: l computes one for a finished round")
     recs = [r for r in records if r.get("round") == round_ and r.get("curve")]
     if not recs:
         return PlotSpec(title=f"Round {round_}: LMC interpolation",
@@ -197,7 +199,8 @@ def start_rewind_point(config: Any, round_: int, iterations: int = 0) -> int | N
     return config_rewind_iteration(config, iterations)
 
 
-def rewind_points(records: list[dict[str, Any]], round_: int | None, own: int | None) -> dict[int, list[dict[str, Any]]]:
+def rewind_points(records: list[dict[str, Any]], round_: int | None, own: int | None) -> dict[int,
+                                                                                              list[dict[str, Any]]]:
     """The LMC records of one round by rewind iteration: every lmc-k<K>.json at K, and the
     round's own lmc.json at `own` (the run's rewind point; left out when None)."""
     points: dict[int, list[dict[str, Any]]] = {}
@@ -264,7 +267,8 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def overlap_table(overlap: dict[str, Any] | None, weights: dict[int, float]) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+def overlap_table(overlap: dict[str, Any] | None, weights: dict[int, float]) -> tuple[list[tuple[str, str]],
+                                                                                      list[list[Any]]]:
     """Columns (label, key) and rows of the Overlap tab: per round, the Jaccard overlap of each
     trial's mask with its previous round's, their mean ± std and chance level, and (with
     several trials) the mean overlap across trials at that round with its chance level."""
@@ -273,7 +277,8 @@ def overlap_table(overlap: dict[str, Any] | None, weights: dict[int, float]) -> 
     consecutive = {int(t): recs for t, recs in (overlap.get("consecutive") or {}).items()}
     across = {int(r): v for r, v in (overlap.get("between_trials") or {}).items()}
     trials = sorted(consecutive)
-    rounds = sorted({r for recs in consecutive.values() for rec in recs for r in rec["rounds"]} | set(across) | set(weights))
+    paired = {r for recs in consecutive.values() for rec in recs for r in rec["rounds"]}
+    rounds = sorted(paired | set(across) | set(weights))
     per_trial = len(trials) <= MAX_TRIAL_COLUMNS
     columns = [("round", "round"), ("wt %", "weights")]
     if per_trial:

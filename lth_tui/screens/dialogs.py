@@ -33,7 +33,8 @@ class ConfirmDialog(ModalScreen[bool]):
             box.border_title = self.title_text
             yield Static(self.message, classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.yes} (y)", id="yes", variant="error" if not self.default_yes else "primary", compact=True)
+                yield Button(f"{self.yes} (y)", id="yes", variant="error" if not self.default_yes else "primary",
+                             compact=True)
                 yield Button(f"{self.no} (n)", id="no", variant="default", compact=True)
 
     def on_mount(self) -> None:
@@ -159,7 +160,8 @@ class ExportDialog(_InputDialog):
             yield Static(self.what, classes="dialog-message")
             with RadioSet(id="export-format", compact=True):
                 for i, fmt in enumerate(self.formats):
-                    yield RadioButton(f"{fmt} ({'j' if fmt == 'json' else fmt[0]})", value=i == 0, name=fmt, compact=True)
+                    yield RadioButton(f"{fmt} ({'j' if fmt == 'json' else fmt[0]})", value=i == 0, name=fmt,
+                                      compact=True)
             yield Label("write to:")
             yield Input(str(self.default_for[self.fmt]), id="export-path", compact=True)
             with Horizontal(classes="dialog-buttons"):

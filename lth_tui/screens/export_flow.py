@@ -50,7 +50,8 @@ class ExportFlow:
                 return
             fmt, path = result
             if path.exists() and not overwrite:
-                self.app.push_screen(ConfirmDialog("File exists", f"{path} already exists.\nOverwrite it?", yes="Overwrite"),
+                self.app.push_screen(ConfirmDialog("File exists", f"{path} already exists.\nOverwrite it?",
+                                                   yes="Overwrite"),
                                      lambda yes: chosen(result, True) if yes else self.export_dialog(run_dirs, formats))
                 return
             self.export(run_dirs, fmt, path)

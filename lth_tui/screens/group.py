@@ -157,7 +157,7 @@ class GroupScreen(Screen):
     def _loaded(self, message: Loaded) -> None:
         self.loads += 1
         self.rows = stability_study(message.entries)
-        axes = list((message.group.get("axes") or {}))
+        axes = list(message.group.get("axes") or {})
         axis = axes[0] if axes else ""
         self.query_one("#group-instability-plot", PlotView).set_plot(instability_plot(self.rows, axis))
         self.query_one("#group-curves-plot", PlotView).set_plot(ticket_curves_plot(self.rows))

@@ -49,7 +49,8 @@ def short_id(run_id: str, preset: str) -> str:
     """The run id without the preset slug (it has its own column)."""
     parts = run_id.split("-")
     if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
-        return f"{parts[0][4:]}-{parts[1]}-{parts[-1]}" if len(parts[-1]) == 6 else f"{parts[0][4:]}-{parts[1]}-{parts[-2]}-{parts[-1]}"
+        tail = parts[-1] if len(parts[-1]) == 6 else f"{parts[-2]}-{parts[-1]}"
+        return f"{parts[0][4:]}-{parts[1]}-{tail}"
     return run_id
 
 
@@ -62,8 +63,8 @@ class RunsScreen(ExportFlow, Screen):
         Binding("c", "compare", "Compare", id="runs.compare",
                 tooltip="Compare the marked runs (or the highlighted one) on one plot"),
         Binding("o", "overlap", "Overlap", id="runs.overlap",
-                tooltip="Overlap: Jaccard overlap matrix of the marked runs' masks at a chosen round (e.g. the criteria "
-                        "of a sweep)"),
+                tooltip="Overlap: Jaccard overlap matrix of the marked runs' masks at a chosen round "
+                        "(e.g. the criteria of a sweep)"),
         Binding("g", "group", "Group", id="runs.group",
                 tooltip="Group: the highlighted run's sweep as a stability study (instability vs the swept value)"),
         Binding("e", "export", "Export", id="runs.export",
@@ -71,10 +72,12 @@ class RunsScreen(ExportFlow, Screen):
         Binding("r", "resume", "Resume", id="runs.resume", tooltip="Resume a cancelled, interrupted or failed run"),
         Binding("x", "cancel_run", "Cancel run", id="runs.cancel", tooltip="Cancel run: stop a live run after asking"),
         Binding("d", "delete", "Delete", id="runs.delete",
-                tooltip="Delete the marked runs (or the highlighted one) after one confirm listing them; refused while running"),
+                tooltip="Delete the marked runs (or the highlighted one) after one confirm listing them; "
+                        "refused while running"),
         Binding("home", "cursor('first')", "First", show=False, priority=True, id="runs.first"),
         Binding("end", "cursor('last')", "Last", show=False, priority=True, id="runs.last"),
-        Binding("f5", "refresh", "Refresh", id="runs.refresh", tooltip="Refresh: re-read the runs dir (also every 2 s)"),
+        Binding("f5", "refresh", "Refresh", id="runs.refresh",
+                tooltip="Refresh: re-read the runs dir (also every 2 s)"),
         Binding("a", "mark_all", "Mark all", show=False, id="runs.mark_all", tooltip="Mark all / none"),
     ]
 
@@ -368,12 +371,15 @@ class RunsScreen(ExportFlow, Screen):
         states = {i.path: i.state for i in self.infos}
         running = [d.name for d in run_dirs if states.get(d) == "running"]
         if running:
-            self.app.notify(f"{', '.join(running)} running; cancel first (x)", title="nothing deleted", severity="warning")
+            self.app.notify(f"{', '.join(running)} running; cancel first (x)", title="nothing deleted",
+                            severity="warning")
             return
-        names = "\n".join(f"  • {d.name}" for d in run_dirs[:8]) + (f"\n  … and {len(run_dirs) - 8} more" if len(run_dirs) > 8 else "")
-        what = "this run" if len(run_dirs) == 1 else f"these {len(run_dirs)} runs"
+        more = f"\n  … and {len(run_dirs) - 8} more" if len(run_dirs) > 8 else ""
+        names = "\n".join(f"  • {d.name}" for d in run_dirs[:8]) + more
+        what = ("this run and every file in it" if len(run_dirs) == 1
+                else f"these {len(run_dirs)} runs and every file in them")
         self.app.push_screen(ConfirmDialog("Delete runs" if len(run_dirs) > 1 else "Delete run",
-                                           f"Delete {what} and every file in them?\n{names}\nin {self.app.runs_dir}",
+                                           f"Delete {what}?\n{names}\nin {self.app.runs_dir}",
                                            yes="Delete"), lambda yes: self._delete_runs(run_dirs) if yes else None)
 
     def action_cursor(self, where: str) -> None:
@@ -402,7 +408,7 @@ def compare_series(summaries: list[tuple[Path, dict[str, Any] | None]], metric: 
     where a run records it), y = the metric's mean ± std over trials, n (the trials behind the points) in the label."""
     out = []
     names = run_labels([(path.name, _config_dict(summary)) for path, summary in summaries])
-    for index, ((path, summary), label) in enumerate(zip(summaries, names)):
+    for index, ((_, summary), label) in enumerate(zip(summaries, names)):
         points = [p for p in (summary or {}).get("curve", []) if p.get(f"{metric}_mean") is not None]
         if not points:
             continue
@@ -486,7 +492,8 @@ class CompareScreen(ExportFlow, Screen):
         self.summaries = [(p, s) for p, s, _ in summaries]
         problems = [f"{p.name}: {e}" for p, _, e in summaries if e]
         legend = self.query_one("#compare-legend", Static)
-        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · d: density axis · o: mask overlap · e: export PNG · esc: back",
+        text = Text(f"{len(self.run_dirs)} run(s) · m: next metric · d: density axis · o: mask overlap · "
+                    "e: export PNG · esc: back",
                     style="dim")
         if problems:
             text.append("\n" + "; ".join(problems), style="red")
@@ -504,7 +511,8 @@ class CompareScreen(ExportFlow, Screen):
         self.query_one("#compare-plot", PlotView).set_plot(PlotSpec(
             # a short y label: plotext's bottom row holds both labels and a long one runs into the x label
             title=f"{label} vs {axis}", xlabel=f"{axis} (%)", ylabel="%" if scale == 100.0 else "iteration",
-            series=compare_series(self.summaries, key, scale, self.density), xlog=True, xreverse=True, ylim=None, xmax=100.0,
+            series=compare_series(self.summaries, key, scale, self.density), xlog=True, xreverse=True, ylim=None,
+                                                                    xmax=100.0,
             empty_message="none of these runs has a finished round yet"))
 
     @property

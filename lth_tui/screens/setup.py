@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -45,11 +46,13 @@ class SetupScreen(Screen):
 
     BINDINGS = [
         Binding("ctrl+r", "start", "Start run", id="setup.start",
-                tooltip="Start run: create the run dir and launch the runner in the background (disabled while invalid)"),
+                tooltip="Start run: create the run dir and launch the runner in the background "
+                        "(disabled while invalid)"),
         Binding("ctrl+s", "save_preset", "Save preset", id="setup.save_preset",
                 tooltip="Save preset: write this config as a preset file (asks for a name; never overwrites silently)"),
         Binding("ctrl+o", "focus_presets", "Presets", id="setup.presets", tooltip="Presets: open the preset picker"),
-        Binding("ctrl+z", "reload_preset", "Revert", id="setup.revert", tooltip="Revert: reload the preset, dropping edits"),
+        Binding("ctrl+z", "reload_preset", "Revert", id="setup.revert",
+                tooltip="Revert: reload the preset, dropping edits"),
     ]
 
     @dataclass
@@ -221,7 +224,6 @@ class SetupScreen(Screen):
     @work(thread=True, group="preset-save", exit_on_error=False)
     def _save_preset(self, target: Path, config: Any) -> None:
         from engine.config import to_toml
-
         from lth_tui.store_tasks import write_preset
 
         try:
@@ -294,8 +296,9 @@ class SetupScreen(Screen):
             else:
                 self._launch_finished()
 
-        self.app.push_screen(ConfirmDialog("The same run is training", f"{message.twin} is already training this very "
-                                           "config (same seed: a second copy repeats its numbers).\n\nStart another copy?",
+        self.app.push_screen(ConfirmDialog("The same run is training",
+                                           f"{message.twin} is already training this very config (same seed: a second "
+                                           "copy repeats its numbers).\n\nStart another copy?",
                                            yes="Start another"), answer)
 
     @on(RunCreated)
@@ -378,7 +381,8 @@ class SetupScreen(Screen):
 
         F = _fields()
         bad = F.error_field(self.error, self.keys) if self.error else None
-        message = (f"✗ {self.error.allowed}" + (f" (got {self.error.value!r})" if self.error.key else "")) if bad else ""
+        got = f" (got {self.error.value!r})" if self.error and self.error.key else ""
+        message = f"✗ {self.error.allowed}{got}" if bad else ""
         if (bad, message) != self._shown_error:
             # One error line, mounted under the offending field (and removed when it is fixed).
             old_bad = self._shown_error[0]
@@ -404,7 +408,8 @@ class SetupScreen(Screen):
             self._update_static("#setup-status", Text(f"✗ cannot start: see the {where} panel · {problem}",
                                                       style="bold red"))
         elif problem is None:
-            self._update_static("#setup-status", Text("… checking the data files and building the model", style="yellow"))
+            self._update_static("#setup-status",
+                                Text("… checking the data files and building the model", style="yellow"))
         elif self.config is not None:
             self._update_static("#setup-status", F.summary_line(self.config))
             if "experiment" in self.keys:  # which optimizer recipe trains this run (engine/recipes.py)
@@ -564,13 +569,15 @@ class SetupScreen(Screen):
         if config is None:
             self.app.notify(f"fix the config first: {self.error}", title="cannot save", severity="error")
             return
-        suggestion = config.name if config.name not in ("custom", self.preset_name) else f"{self.preset_name or 'my'}-edited"
+        edited = f"{self.preset_name or 'my'}-edited"
+        suggestion = config.name if config.name not in ("custom", self.preset_name) else edited
 
         def chosen(text: str | None) -> None:
             if text:
                 self.save_preset_as(text)
 
-        self.app.push_screen(TextPrompt("Save as preset", f"A preset name (saved in {user_dir()}) or a path to a .toml file:",
+        self.app.push_screen(TextPrompt("Save as preset",
+                                        f"A preset name (saved in {user_dir()}) or a path to a .toml file:",
                                         suggestion), chosen)
 
     def save_preset_as(self, text: str, overwrite: bool = False) -> None:
@@ -591,7 +598,8 @@ class SetupScreen(Screen):
                 else:
                     self.app.notify(f"{target} exists; not overwritten", severity="warning")
 
-            self.app.push_screen(ConfirmDialog("Preset exists", f"{target} already exists.\nOverwrite it?", yes="Overwrite"),
+            self.app.push_screen(ConfirmDialog("Preset exists", f"{target} already exists.\nOverwrite it?",
+                                               yes="Overwrite"),
                                  answer)
             return
         self._save_preset(target, dataclasses.replace(config, name=target.stem))

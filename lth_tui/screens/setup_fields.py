@@ -39,13 +39,15 @@ LABELS = {
     "model.hidden": "hidden widths", "train.weight_decay": "weight decay", "train.batch_size": "batch size",
     "train.warmup_iterations": "warm-up", "train.eval_every": "eval every", "prune.mask1": "mask-1 action",
     "prune.mask0": "mask-0 action", "prune.rate.conv": "rate conv", "prune.rate.fc": "rate fc",
-    "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "prune.count": "count rule", "train.lr": "learning rate",
-    "train.lr_scaling": "lr scaling", "train.lr_reference_batch": "lr reference batch",
+    "prune.rate.output": "rate output", "prune.rewind_iteration": "rewind to", "prune.count": "count rule",
+    "train.lr": "learning rate", "train.lr_scaling": "lr scaling", "train.lr_reference_batch": "lr reference batch",
 }
 PLACEHOLDERS = {
-    "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep", "device": "auto | cpu | cuda | cuda:N",
+    "model.hidden": "e.g. 300, 100 (mlp only)", "train.milestones": "e.g. 80ep, 120ep",
+    "device": "auto | cpu | cuda | cuda:N",
     "threads": "auto = from model size and free cores; or N",
-    "train.iterations": "500, 500it or 2ep", "train.eval_every": "100, 100it or 1ep", "train.warmup_iterations": "0 or 1ep",
+    "train.iterations": "500, 500it or 2ep", "train.eval_every": "100, 100it or 1ep",
+    "train.warmup_iterations": "0 or 1ep",
     "prune.rewind_iteration": "0 = θ0; k = late rewinding", "data.dir": "default data dir",
 }
 HIDDEN_KEYS = {"prune.rate"}  # edited through prune.rate.<kind>
@@ -249,7 +251,8 @@ def summary_line(config: Any) -> Text:
     t, p = config.train, config.prune
     iterations = value_text(t.iterations)
     if config.experiment == "imp":
-        what = f"{total_rounds(config)}×{iterations}{'' if iterations.endswith('ep') else ' it'} · {p.criterion}/{p.mask1}/{p.mask0}"
+        unit = "" if iterations.endswith("ep") else " it"
+        what = f"{total_rounds(config)}×{iterations}{unit} · {p.criterion}/{p.mask1}/{p.mask0}"
     else:
         what = f"{config.experiment} · {iterations} it"
     trials = f"{config.trials} trial{'s' if config.trials != 1 else ''}"
