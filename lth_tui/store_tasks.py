@@ -13,10 +13,10 @@ from typing import Any
 
 
 def read_run_infos(runs_dir: Path) -> list[Any]:
-    """engine.store.list_runs, with a run dir whose child has not written its pid yet shown as
+    """engine.run_index.list_runs, with a run dir whose child has not written its pid yet shown as
     running (starting), not interrupted."""
-    from engine.store import StoreError, list_runs, read_status
-
+    from engine.run_index import list_runs
+    from engine.store import StoreError, read_status
     from lth_tui.follower import runner_alive
 
     infos = list_runs(runs_dir)
@@ -54,7 +54,6 @@ def read_summaries(run_dirs: list[Path]) -> list[tuple[Path, Any, str]]:
 def delete_runs(run_dirs: list[Path]) -> list[Path]:
     """Deletes the run dirs, none of them while any one has a live runner (checked first, for all)."""
     from engine.store import StoreError, read_status
-
     from lth_tui.follower import runner_alive
 
     for run_dir in run_dirs:
@@ -108,7 +107,6 @@ def create_checked_run(config: Any, runs_dir: Path, preset: str) -> Path:
     """The run dir of a run that can start: its model builds and its data is there (or will be
     downloaded); otherwise RuntimeError and no run dir."""
     from engine.store import create_run
-
     from lth_tui.setup_checks import data_problem
 
     check_model(config)

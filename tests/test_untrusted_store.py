@@ -37,8 +37,9 @@ from engine.process import (
     proven_runner,
     request_stop,
 )
+from engine.run_index import list_runs
 from engine.runner import execute
-from engine.store import create_run, list_runs, read_status, remove_stale_temps, write_json_atomic
+from engine.store import create_run, read_status, remove_stale_temps, write_json_atomic
 from lth_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
