@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.layout import RunLayout
 from engine.process import RunLocked, lock_held, pid_start
 from engine.store import RunWriter, open_log
 
@@ -28,7 +29,7 @@ def spawn(run_dir: Path | str) -> subprocess.Popen:
     # The child imports the same engine as this process, whatever the cwd or a relative PYTHONPATH.
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
-    log = open_log(run_dir / "runner.log")
+    log = open_log(RunLayout(run_dir).runner_log)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "engine.runner", str(run_dir)], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)

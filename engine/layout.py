@@ -137,6 +137,14 @@ class RunLayout:
     def scores(self, trial: int, round_: int) -> Path:
         return self.round_dir(trial, round_) / SCORES
 
+    def optimizer(self, trial: int, round_: int) -> Path:
+        """A mask-training round's optimizer tensors (absent when the optimizer keeps none)."""
+        return self.round_dir(trial, round_) / OPTIMIZER
+
+    def optimizer_meta(self, trial: int, round_: int) -> Path:
+        """A mask-training round's optimizer state without its tensors (always written)."""
+        return self.round_dir(trial, round_) / OPTIMIZER_META
+
     def lmc(self, trial: int, round_: int, rewind_iteration: int | None = None) -> Path:
         return self.round_dir(trial, round_) / f"{lmc_stem(rewind_iteration)}.json"
 
@@ -157,6 +165,10 @@ class RunLayout:
     def successive_files(self) -> list[Path]:
         """Every successive.json of every round, in path order."""
         return self._round_files(SUCCESSIVE)
+
+    def checkpoints_on_disk(self) -> list[Path]:
+        """Every round's mid-round checkpoint.json, in path order."""
+        return self._round_files(CHECKPOINT_META)
 
     def masks_on_disk(self) -> list[Path]:
         """Every round's mask.safetensors, in path order."""

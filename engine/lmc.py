@@ -51,11 +51,12 @@ from torch import nn
 
 from engine.config import ConfigError, ExperimentConfig, Schedule, TrainConfig
 from engine.datasets import Dataset
+from engine.layout import MASK, START, RunLayout, round_name, trial_name
 from engine.models import layer_kinds
 from engine.store import RunWriter, StoreError, load_tensors, read_lmc, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
-__all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_files", "lmc_from",
+__all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_from",
            "load_run_data", "read_lmc", "round_lmc", "run_lmc", "theta_at"]
 
 BN_EXAMPLES = 4096
@@ -202,16 +203,10 @@ def lmc_from(model: nn.Module, data: Dataset, train_config: TrainConfig, schedul
 # --------------------------------------------------------------------------------------------
 
 
-def lmc_files(round_dir: Path, rewind_iteration: int | None = None) -> tuple[Path, Path, Path]:
-    """(json, weights a, weights b) of one LMC result in a round dir."""
-    round_dir = Path(round_dir)
-    stem = "lmc" if rewind_iteration is None else f"lmc-k{rewind_iteration}"
-    return round_dir / f"{stem}.json", round_dir / f"{stem}-a.safetensors", round_dir / f"{stem}-b.safetensors"
-
-
-def _write(result: dict[str, Any], round_dir: Path, rewind_iteration: int | None, extra: dict[str, Any]) -> dict[str,
-                                                                                                                 Any]:
-    json_path, a_path, b_path = lmc_files(round_dir, rewind_iteration)
+def _write(result: dict[str, Any], layout: RunLayout, extra: dict[str, Any]) -> dict[str, Any]:
+    """lmc.json (lmc-k<K>.json) and its two ends in the round dir of `extra`'s trial and round."""
+    t, r, k = extra["trial"], extra["round"], extra["rewind_iteration"]
+    json_path, a_path, b_path = layout.lmc(t, r, k), layout.lmc_end(t, r, "a", k), layout.lmc_end(t, r, "b", k)
     save_tensors(a_path, result["state_a"])
     save_tensors(b_path, result["state_b"])
     record = {**extra, **{k: v for k, v in result.items() if not k.startswith("state_")},
@@ -239,7 +234,7 @@ def round_lmc(run: Any, t: int, r: int, start: dict[str, torch.Tensor], masks: d
                       trained_a=trained, should_stop=run.should_stop,
                       start_step=run.schedule.rewind_iteration if r > 0 else 0)  # as the runner trained copy A
     result["seeds"][0] = seed
-    record = _write(result, run.writer.round_dir(t, r), None,
+    record = _write(result, run.writer.layout,
                     {"trial": t, "round": r, "rewind_iteration": None, "start": "round start (start.safetensors)"})
     run.emit(run.writer.event("lmc", **_event_fields(record)))
     return record
@@ -252,14 +247,14 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
     at iteration k (bit-identical to the original on the same device)."""
     from engine.planning import derive_round_seed
 
-    trial_dir = Path(run_dir) / f"trial-{trial}"
+    layout = RunLayout(run_dir)
     if iteration == 0:
-        return load_tensors(trial_dir / "init.safetensors")
-    rewind_path = trial_dir / "rewind.safetensors"
+        return load_tensors(layout.init(trial))
+    rewind_path = layout.rewind(trial)
     if iteration == schedule.rewind_iteration and rewind_path.is_file():
         return load_tensors(rewind_path)
     work = copy.deepcopy(model)
-    work.load_state_dict(load_tensors(trial_dir / "init.safetensors"))
+    work.load_state_dict(load_tensors(layout.init(trial)))
     masks = {name: torch.ones_like(work.get_parameter(name), dtype=torch.bool) for name in layer_kinds(work)}
     captured: dict[str, torch.Tensor] = {}
     job = TrainJob(data=data, config=config.train, schedule=schedule, masks=masks, frozen=None,
@@ -314,21 +309,22 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
         raise ConfigError(str(run_dir), "experiment", config.experiment, "LMC is measured on IMP runs")
     if not 0 <= trial < config.trials:
         raise ConfigError(str(run_dir), "--trial", trial, f"the run has trials 0..{config.trials - 1}")
-    round_dir = run_dir / f"trial-{trial}" / f"round-{round_}"
-    if not (round_dir / "mask.safetensors").is_file() or not (round_dir / "start.safetensors").is_file():
-        raise StoreError(f"trial-{trial}/round-{round_} has no mask.safetensors / start.safetensors "
+    layout = RunLayout(run_dir)
+    mask_path, start_path = layout.mask(trial, round_), layout.start(trial, round_)
+    if not mask_path.is_file() or not start_path.is_file():
+        raise StoreError(f"{trial_name(trial)}/{round_name(round_)} has no {MASK} / {START} "
                          "(round not reached yet?)")
     data = load_run_data(config, data)
-    schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
+    schedule = resolve_schedule(config, len(data.train_x), str(layout.config))
     if rewind_iteration is not None and not 0 <= rewind_iteration < schedule.iterations:
         raise ConfigError(str(run_dir), "--rewind", rewind_iteration, f"an iteration in 0..{schedule.iterations - 1}")
     seed = config.seed + trial
     model = build_model(config.model.name, input_shape=data.input_shape, num_classes=data.num_classes,
                         hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"),
                         **model_options(config))
-    model.load_state_dict(load_tensors(run_dir / f"trial-{trial}" / "init.safetensors"))
-    masks = {n: m.bool() for n, m in load_tensors(round_dir / "mask.safetensors").items()}
-    start = load_tensors(round_dir / "start.safetensors")
+    model.load_state_dict(load_tensors(layout.init(trial)))
+    masks = {n: m.bool() for n, m in load_tensors(mask_path).items()}
+    start = load_tensors(start_path)
     # Pruned positions hold in training what they hold at the round start (0 or frozen θ values).
     frozen = {n: torch.where(m, torch.zeros_like(start[n]), start[n]) for n, m in masks.items()}
     if not any(bool(f.any()) for f in frozen.values()):
@@ -345,7 +341,7 @@ def run_lmc(run_dir: Path | str, round_: int, rewind_iteration: int | None = Non
     result = lmc_from(model, data, config.train, schedule, start_state, masks, frozen, lmc_seed,
                       points or config.analysis.lmc_points, start_step=start_step, threshold=threshold,
                       should_stop=should_stop)
-    record = _write(result, round_dir, rewind_iteration,
+    record = _write(result, layout,
                     {"trial": trial, "round": round_, "rewind_iteration": rewind_iteration, "start": label})
     writer = RunWriter(run_dir)
     try:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.layout import STOP_REQUEST, RunLayout
+
 HEARTBEAT_SECONDS = 5.0   # how often a runner refreshes its heartbeat (the contract says <= 10 s)
 LOST_AFTER_SECONDS = 60.0  # a running/queued run whose heartbeat is older than this is "lost"
-STOP_FILE = "stop.request"
-LOCK_FILE = "run.lock"
 PID_MAX = 2 ** 22  # Linux's largest pid_max; anything above is not a pid
 
 
@@ -170,9 +170,9 @@ def proven_runner(status: dict[str, Any], run_dir: Path) -> int | None:
 
 def write_stop_request(run_dir: Path, by: str = "lth-tui") -> Path:
     """stop.request in the run dir; never through a symlink planted there."""
-    path = Path(run_dir) / STOP_FILE
+    path = RunLayout(run_dir).stop_request
     payload = json.dumps({"time": time.time(), "host": socket.gethostname(), "by": by}) + "\n"
-    tmp = path.with_name(f".{STOP_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(f".{STOP_REQUEST}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, payload.encode())
@@ -183,12 +183,12 @@ def write_stop_request(run_dir: Path, by: str = "lth-tui") -> Path:
 
 
 def stop_requested(run_dir: Path) -> bool:
-    return os.path.lexists(Path(run_dir) / STOP_FILE)
+    return os.path.lexists(RunLayout(run_dir).stop_request)
 
 
 def clear_stop_request(run_dir: Path) -> None:
     try:
-        os.unlink(Path(run_dir) / STOP_FILE)
+        os.unlink(RunLayout(run_dir).stop_request)
     except FileNotFoundError:
         pass
 
@@ -213,7 +213,7 @@ def request_stop(run_dir: Path | str, by: str = "lth-tui") -> StopResult:
 
     run_dir = Path(run_dir)
     try:
-        fd = os.open(run_dir / "status.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(RunLayout(run_dir).status, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as fh:
             status = check_status(json.loads(fh.read(2 ** 20).decode("utf-8")))
     except FileNotFoundError:
@@ -251,7 +251,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = RunLayout(run_dir).lock
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -299,7 +299,7 @@ def holder_text(lock_path: Path) -> str:
 
 def lock_held(run_dir: Path) -> str | None:
     """The holder's description when another process holds the run lock now, else None."""
-    path = Path(run_dir) / LOCK_FILE
+    path = RunLayout(run_dir).lock
     if not path.is_file() or path.is_symlink():
         return None
     try:

@@ -56,10 +56,10 @@ def finish_round(run: Session, t: int, r: int, record: dict[str, Any], evals: li
     The experiment has written the round's tensors before; result.json is written last but
     one (before the checkpoint is cleared), so a round with a result is a finished round.
     """
-    rdir = run.writer.round_dir(t, r)
-    write_json_atomic(rdir / "evals.json", evals)
-    write_json_atomic(rdir / "result.json", record)
-    clear_checkpoint(rdir)
+    layout = run.writer.layout
+    write_json_atomic(layout.evals(t, r), evals)
+    write_json_atomic(layout.result(t, r), record)
+    clear_checkpoint(layout.round_dir(t, r))
     run.writer.summary(build_summary(run.dir, run.config, "running"))
     run.writer.status(rounds_done=rounds_done(run.dir, run.config))
     run.emit(run.writer.event("round_end", trial=t, **record))

@@ -105,15 +105,14 @@ class RunSession:
         model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
                             hidden=config.model.hidden, init=config.model.init, generator=generator(seed, "init"),
                             **model_options(config))
-        trial_dir = writer.trial_dir(t)
-        init_path = trial_dir / "init.safetensors"
+        init_path = writer.layout.init(t)
         if init_path.is_file():
             model.load_state_dict(load_tensors_like(init_path, model.state_dict()))
         else:
             save_tensors(init_path, model.state_dict())
         theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return _Trial(t=t, seed=seed, model=model, theta0=theta0, kinds=layer_kinds(model),
-                      rewind_path=trial_dir / "rewind.safetensors")
+                      rewind_path=writer.layout.rewind(t))
 
     def start_round(self, trial: _Trial, r: int) -> _Pending | None:
         """Mask and start weights of round r (files written, model loaded, round_start emitted),
@@ -121,12 +120,12 @@ class RunSession:
         config, writer = self.config, self.writer
         t, seed, model, theta0, kinds = trial.t, trial.seed, trial.model, trial.theta0, trial.kinds
         k = self.schedule.rewind_iteration
-        rdir = writer.round_dir(t, r)
-        if (rdir / "result.json").is_file():
+        layout, rdir = writer.layout, writer.round_dir(t, r)
+        if layout.result(t, r).is_file():
             state = model.state_dict()
-            trial.prev = (load_tensors_like(rdir / "start.safetensors", state),
-                          load_tensors_like(rdir / "final.safetensors", state),
-                          load_tensors_like(rdir / "mask.safetensors", {n: state[n] for n in kinds}))
+            trial.prev = (load_tensors_like(layout.start(t, r), state),
+                          load_tensors_like(layout.final(t, r), state),
+                          load_tensors_like(layout.mask(t, r), {n: state[n] for n in kinds}))
             return None
         if r == 0:
             masks = {name: torch.ones_like(theta0[name], dtype=torch.bool) for name in kinds}
@@ -149,8 +148,8 @@ class RunSession:
                                 generator=generator(seed, r, "actions"))
             start = {**rewind_state, **begin.weights}
             frozen = begin.frozen
-        save_tensors(rdir / "mask.safetensors", masks)
-        save_tensors(rdir / "start.safetensors", start)
+        save_tensors(layout.mask(t, r), masks)
+        save_tensors(layout.start(t, r), start)
         model.load_state_dict(start)
         figures = RoundStart(masks, frozen)
         start_round_event(self, t, r, figures)
@@ -170,8 +169,8 @@ class RunSession:
         """Round r's files, summary, status and round_end event, from the trained `trial.model`."""
         config, writer = self.config, self.writer
         t, model = trial.t, trial.model
-        rdir = writer.round_dir(t, r)
-        save_tensors(rdir / "final.safetensors", model.state_dict())
+        final_path = writer.layout.final(t, r)
+        save_tensors(final_path, model.state_dict())
         record = {"round": r, **pending.figures.fields(),
                   "early_stop_iteration": outcome.early_stop_iteration, "val_loss_min": outcome.val_loss_min,
                   "test_accuracy_at_early_stop": outcome.test_accuracy_at_early_stop,
@@ -193,7 +192,7 @@ class RunSession:
                                                         pending.masks, model)))
         finish_round(self, t, r, record, outcome.evals)
         trial.prev = ({k_: v.cpu() for k_, v in pending.start.items()},
-                      load_tensors_like(rdir / "final.safetensors", pending.start), pending.masks)
+                      load_tensors_like(final_path, pending.start), pending.masks)
 
     def trial(self, t: int) -> None:
         """All rounds of trial t, one after another (trial-major)."""
@@ -282,7 +281,7 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
         stop.poll()
         user_emit(event)
 
-    resumed = (run_dir / "summary.json").exists() or any(run_dir.glob("trial-*/round-*/checkpoint.json"))
+    resumed = writer.layout.summary.exists() or bool(writer.layout.checkpoints_on_disk())
     writer.status(state="running", pid=os.getpid(), host=socket.gethostname(), error=None, started=time.time(),
                   runner_start=pid_start(os.getpid()), heartbeat=heartbeat_fields())
     heartbeat = Heartbeat(run_dir, writer.status, stop.set)
@@ -297,7 +296,7 @@ def _execute_locked(run_dir: Path, config: ExperimentConfig, on_event: EventCall
             data = load_dataset(config.data.name, val_size=config.data.val_size, data_dir=data_dir,
                                 download=config.data.download, augment=config.data.augment)
         data = place_dataset(data, device)  # on the device, or a too-big training split pinned on the host
-        schedule = resolve_schedule(config, len(data.train_x), str(run_dir / "config.toml"))
+        schedule = resolve_schedule(config, len(data.train_x), str(writer.layout.config))
         kind = experiment_of(config)
         together = kind.parallel_trials and parallel_trials_active(config, device)
         threads = apply_run_threads(config, data, device, run_dir)  # engine/threads.py; None: OMP_NUM_THREADS

@@ -53,7 +53,6 @@ keyed by (seed, purpose, round or epoch), so a resumed run ends bit-identical on
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
@@ -78,8 +77,10 @@ from engine.optim import build_optimizer, pack_optimizer, unpack_optimizer
 from engine.recipes import mask_recipe
 from engine.rounds import RoundStart, finish_round, start_round_event
 from engine.store import (
+    StoreError,
     load_tensors,
     load_tensors_like,
+    read_json,
     save_tensors,
     write_json_atomic,
 )
@@ -213,7 +214,7 @@ class _Trial:
         model = build_model(config.model.name, input_shape=self.data.input_shape, num_classes=self.data.num_classes,
                             hidden=config.model.hidden, init=config.model.init, generator=generator(self.seed, "init"),
                             **model_options(config))
-        init_path = self.writer.trial_dir(t) / "init.safetensors"
+        init_path = self.writer.layout.init(t)
         if init_path.is_file():
             model.load_state_dict(load_tensors_like(init_path, model.state_dict()))
         else:
@@ -288,12 +289,15 @@ class _Trial:
 
     def _restore_round_end(self, r: int) -> None:
         """Scores, optimizer state and BatchNorm buffers as round r ended."""
-        rdir = self.writer.round_dir(self.t, r)
-        self._load_scores(load_tensors(rdir / "scores.safetensors"))
-        meta = json.loads((rdir / "optimizer.json").read_text())
-        tensors = load_tensors(rdir / "optimizer.safetensors") if any(meta["slots"].values()) else {}
+        layout, t = self.writer.layout, self.t
+        self._load_scores(load_tensors(layout.scores(t, r)))
+        meta_path = layout.optimizer_meta(t, r)
+        meta = read_json(meta_path)  # never through a symlink, size-capped, a StoreError when damaged
+        if not isinstance(meta, dict) or not isinstance(meta.get("slots"), dict) or "param_groups" not in meta:
+            raise StoreError(f"{meta_path.name} is damaged: no slots / param_groups")
+        tensors = load_tensors(layout.optimizer(t, r)) if any(meta["slots"].values()) else {}
         self.optimizer.load_state_dict(unpack_optimizer(tensors, meta))
-        self._load_buffers(load_tensors(rdir / "final.safetensors"))
+        self._load_buffers(load_tensors(layout.final(t, r)))
 
     def _final_state(self) -> dict[str, torch.Tensor]:
         state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -310,24 +314,25 @@ class _Trial:
         task = _RoundTask(self, r, rdir)
         progress = task.resume()
         if progress is None:
-            save_tensors(rdir / "start.safetensors", self.model.state_dict())
+            save_tensors(self.writer.layout.start(self.t, r), self.model.state_dict())
             progress = Progress(step=task.begin, evals=[], loss_sum=torch.zeros((), device=self.device))
         expected = self.trainer.masks("expected")
         start_round_event(self.run, self.t, r, RoundStart(expected, None), experiment=self.config.experiment)
         callbacks = standard_callbacks(task, origin=task.begin, end=task.end,
                                        checkpoint_seconds=self.run.checkpoint_seconds)
         run_loop(task, progress, callbacks, task.end, self.run.should_stop)
-        self._finish_round(r, rdir, progress.evals, progress.seconds())
+        self._finish_round(r, progress.evals, progress.seconds())
 
-    def _finish_round(self, r: int, rdir: Path, evals: list[dict[str, Any]], seconds: float) -> None:
+    def _finish_round(self, r: int, evals: list[dict[str, Any]], seconds: float) -> None:
         expected = self.trainer.masks("expected")
-        save_tensors(rdir / "mask.safetensors", {n: m.bool() for n, m in expected.items()})
-        save_tensors(rdir / "final.safetensors", self._final_state())
-        save_tensors(rdir / "scores.safetensors", self._scores_cpu())
+        layout, t = self.writer.layout, self.t
+        save_tensors(layout.mask(t, r), {n: m.bool() for n, m in expected.items()})
+        save_tensors(layout.final(t, r), self._final_state())
+        save_tensors(layout.scores(t, r), self._scores_cpu())
         tensors, meta = pack_optimizer(self.optimizer.state_dict())
         if tensors:
-            save_tensors(rdir / "optimizer.safetensors", tensors)
-        write_json_atomic(rdir / "optimizer.json", meta)
+            save_tensors(layout.optimizer(t, r), tensors)
+        write_json_atomic(layout.optimizer_meta(t, r), meta)
         last = evals[-1]
         sampled = self._sampled_accuracy("round", r, draws=SAMPLED_EVALS)
         with torch.no_grad():
@@ -405,7 +410,7 @@ def run_supermask_trial(run: Any, t: int) -> None:
     RunSession (dir, config, data, schedule, writer, emit, should_stop, checkpoint_seconds)."""
     trial = _Trial(run, t)
     rounds = run.config.supermask.rounds
-    done = [(run.writer.round_dir(t, r) / "result.json").is_file() for r in range(rounds)]
+    done = [run.writer.layout.result(t, r).is_file() for r in range(rounds)]
     restored = -1
     for r in range(rounds):
         if done[r]:

@@ -133,10 +133,10 @@ def _execute_locked(run_dirs: list[Path], configs: list[ExperimentConfig], on_ev
         data = place_dataset(data, device)
         threads = apply_run_threads(config, data, device, run_dirs[0])
         for run_dir, run_config, writer in zip(run_dirs, configs, writers):
-            schedule = resolve_schedule(run_config, len(data.train_x), str(run_dir / "config.toml"))
+            schedule = resolve_schedule(run_config, len(data.train_x), str(writer.layout.config))
             emit = _emitter(run_dir, on_event)
             writer.status(threads=threads or torch.get_num_threads())
-            emit(writer.event("run_start", run_id=run_dir.name, resumed=(run_dir / "summary.json").exists(),
+            emit(writer.event("run_start", run_id=run_dir.name, resumed=writer.layout.summary.exists(),
                               device=str(device), trials=run_config.trials, rounds=total_rounds(run_config),
                               iterations=schedule.iterations, eval_every=schedule.eval_every,
                               experiment=run_config.experiment, parallel_trials=True, batched_runs=len(run_dirs),

@@ -90,6 +90,7 @@ def busy_cores(seconds: float = SAMPLE_SECONDS) -> float:
 
 def live_run_threads(runs_dir: Path, exclude: Path | None = None) -> int:
     """Threads recorded by the runs of `runs_dir` running on this host now (their status.json)."""
+    from engine.layout import RunLayout
     from engine.store import StoreError, pid_alive, read_status
 
     total = 0
@@ -99,7 +100,7 @@ def live_run_threads(runs_dir: Path, exclude: Path | None = None) -> int:
     except OSError:
         return 0
     for other in others:
-        if other == exclude or not (other / "status.json").is_file():
+        if other == exclude or not RunLayout(other).status.is_file():
             continue
         try:
             status = read_status(other)

@@ -30,7 +30,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """A table on a terminal; piped, whole ids and tab-separated fields (for cut, awk, xargs)."""
-    from engine.store import list_runs
+    from engine.run_index import list_runs
 
     try:
         runs_dir = usable_runs_dir(args.runs_dir, create=False)

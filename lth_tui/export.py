@@ -17,7 +17,8 @@ from typing import Any
 
 from engine.layout import RunLayout, export_file
 from engine.records import CurvePoint, LmcRecord, RoundRecord, mean_std
-from engine.store import headline_accuracy, read_config, read_status, read_successive, read_summary
+from engine.run_index import headline_accuracy
+from engine.store import read_config, read_status, read_successive, read_summary
 from lth_tui.stability import stability_markdown, successive_markdown
 from lth_tui.untrusted import UnsafeTarget, csv_text, finite, md_text, one_line, write_file
 

@@ -22,6 +22,7 @@ def _err(message: str) -> int:
 
 def cmd_export_artifact(args: argparse.Namespace) -> int:
     """Writes a tensorboard folder or a ticket file; prints the path written."""
+    from engine.layout import RunLayout
     from engine.store import StoreError, default_runs_dir
     from lth_tui.export import ExportError
     from lth_tui.sweeps import find_group, read_group
@@ -40,7 +41,7 @@ def cmd_export_artifact(args: argparse.Namespace) -> int:
                 runs = [(Path(e["run_dir"]), dict(e.get("swept") or {})) for e in read_group(group)["runs"]]
                 base = group
             else:
-                if not (Path(args.run_dir) / "summary.json").is_file():
+                if not RunLayout(args.run_dir).summary.is_file():
                     raise StoreError("summary.json is missing: not a run dir with a finished round, nor a sweep group")
                 runs, base = [(Path(args.run_dir), None)], Path(args.run_dir)
             result = export_tensorboard(runs, Path(args.output) if args.output else base / "tensorboard")

@@ -11,17 +11,16 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from engine.layout import RunLayout
+
 __all__ = ["RunNotFound", "resolve_run", "run_ids"]
-
-_RUN_FILES = ("config.toml", "status.json", "events.jsonl", "summary.json")
-
 
 class RunNotFound(ValueError):
     """No run, or more than one, answers to the given name; the message lists candidates."""
 
 
 def _is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in _RUN_FILES)
+    return path.is_dir() and RunLayout(path).looks_like_run()
 
 
 def run_ids(runs_dir: Path) -> list[str]:

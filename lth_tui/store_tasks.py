@@ -13,9 +13,10 @@ from typing import Any
 
 
 def read_run_infos(runs_dir: Path) -> list[Any]:
-    """engine.store.list_runs, with a run dir whose child has not written its pid yet shown as
+    """engine.run_index.list_runs, with a run dir whose child has not written its pid yet shown as
     running (starting), not interrupted."""
-    from engine.store import StoreError, list_runs, read_status
+    from engine.run_index import list_runs
+    from engine.store import StoreError, read_status
     from lth_tui.follower import runner_alive
 
     infos = list_runs(runs_dir)

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from engine.process import shown_state
 from engine.records import MeanStd, curve_points, mean_std
-from engine.store import headline_accuracy
+from engine.run_index import headline_accuracy
 from lth_tui.completion import Completion
 from lth_tui.components.plot import Series
 from lth_tui.run_labels import run_labels
@@ -353,7 +353,7 @@ def pct(x: float | None) -> str:
 
 def figure(point: dict[str, Any], name: str) -> MeanStd:
     """(mean, std, n) of one figure of a curve point, in summary.json's vocabulary: `headline`
-    (accuracy at early stop, else final when nothing was held out: engine.store.headline_accuracy),
+    (accuracy at early stop, else final when nothing was held out: engine.run_index.headline_accuracy),
     `weights_remaining`, or any `<name>_mean`/`_std`/`_n` of engine.records.curve_points."""
     if name == "headline":
         held_out = point.get("test_accuracy_mean") is not None

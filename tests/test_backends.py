@@ -196,7 +196,8 @@ def test_ctrl_c_at_the_terminal_leaves_every_local_run_cancelled_with_a_checkpoi
     their own sessions, so only the sweep gets it and passes SIGTERM on (checkpoint, `cancelled`)."""
     import time
 
-    from engine.store import read_events, run_info
+    from engine.run_index import run_info
+    from engine.store import read_events
 
     path = tmp_path / "long.toml"
     path.write_text(TINY.replace("iterations = 40", "iterations = 5000"))

@@ -152,7 +152,7 @@ def test_sweep_queues_its_later_runs_and_resume_respects_the_queue(tiny, tmp_pat
     """A sequential sweep's runs wait as "queued" (not "interrupted": nobody may resume them
     behind the sweep's back); once the sweep is gone they are interrupted and resumable."""
     import lth_tui.cli_start as cli_start
-    from engine.store import list_runs, run_info
+    from engine.run_index import list_runs, run_info
     from lth_tui.cli_contract import EXIT_INTERRUPTED
 
     runs = tmp_path / "runs"

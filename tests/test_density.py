@@ -14,8 +14,9 @@ from conftest import FAST_PRESET, merged, wait_for
 from textual.widgets import DataTable
 
 from engine.config import from_dict
+from engine.run_index import best_point
 from engine.runner import execute
-from engine.store import best_point, create_run, load_tensors, read_summary
+from engine.store import create_run, load_tensors, read_summary
 from lth_tui.app import LthApp
 from lth_tui.components.plot import PlotView
 from lth_tui.export import to_csv, to_json, to_markdown, to_png

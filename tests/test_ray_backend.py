@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from engine.config import from_dict
+from engine.run_index import run_info
 from engine.runner import execute
-from engine.store import iter_round_dirs, load_tensors, read_events, run_info
+from engine.store import iter_round_dirs, load_tensors, read_events
 from lth_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,9 @@ from conftest import merged
 from safetensors.numpy import load_file as load_np
 
 from engine.config import from_dict
+from engine.run_index import list_runs
 from engine.runner import execute
-from engine.store import create_run, list_runs, read_status, read_summary
+from engine.store import create_run, read_status, read_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"name": "tiny", "description": "test", "device": "cpu", "data": {"name": "digits", "val_size": 200},

@@ -15,8 +15,9 @@ from safetensors.numpy import load_file as load_np
 from engine.config import ConfigError, from_dict, resolve_schedule
 from engine.datasets import load_dataset
 from engine.models import build_model
+from engine.run_index import list_runs
 from engine.runner import execute
-from engine.store import create_run, list_runs, read_summary
+from engine.store import create_run, read_summary
 from engine.supermasks import MaskTrainer, segment_bounds
 from engine.training import TrainJob, generator, train_round
 

@@ -27,9 +27,9 @@ from conftest import FAST_PRESET
 from safetensors.torch import save_file
 
 from engine.config import from_dict
+from engine.layout import RunLayout
 from engine.process import (
     LOST_AFTER_SECONDS,
-    STOP_FILE,
     RunLock,
     RunLocked,
     liveness,
@@ -37,8 +37,9 @@ from engine.process import (
     proven_runner,
     request_stop,
 )
+from engine.run_index import list_runs
 from engine.runner import execute
-from engine.store import create_run, list_runs, read_status, remove_stale_temps, write_json_atomic
+from engine.store import create_run, read_status, remove_stale_temps, write_json_atomic
 from lth_tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +246,7 @@ def test_stop_never_signals_a_pid_not_proven_to_be_the_runner(store, finished, c
         time.sleep(0.2)
         assert stranger.poll() is None  # still alive: never signalled
         if case in ("other-host", "live-stranger"):
-            assert (run_dir / STOP_FILE).is_file()  # asked politely instead
+            assert RunLayout(run_dir).stop_request.is_file()  # asked politely instead
         if case not in ("huge-pid", "pid-minus-one"):  # such a pid makes status.json damaged: nothing to prove
             assert proven_runner(read_status(run_dir), run_dir) is None
     finally:
@@ -337,7 +338,7 @@ def test_two_resumes_at_once_train_once_and_stop_ends_it(tmp_path):
         assert "cancelled" in out
         first.wait(timeout=60)
         assert read_status(run_dir)["state"] == "cancelled"
-        assert not (run_dir / STOP_FILE).exists()
+        assert not RunLayout(run_dir).stop_request.exists()
         assert (run_dir / "trial-0" / "round-0" / "checkpoint.safetensors").is_file()
     finally:
         if first.poll() is None:
@@ -355,10 +356,10 @@ def test_a_stop_request_file_stops_a_runner_that_cannot_be_signalled(tmp_path):
     def on_event(event: dict) -> None:
         seen.append(event["event"])
         if event["event"] == "eval" and len(seen) > 3:
-            (run_dir / STOP_FILE).write_text('{"time": 0, "host": "elsewhere", "by": "test"}')
+            RunLayout(run_dir).stop_request.write_text('{"time": 0, "host": "elsewhere", "by": "test"}')
 
     assert execute(run_dir, on_event=on_event) == "cancelled"
-    assert not (run_dir / STOP_FILE).exists()
+    assert not RunLayout(run_dir).stop_request.exists()
     assert (run_dir / "trial-0" / "round-0" / "checkpoint.safetensors").is_file()
 
 
@@ -449,4 +450,4 @@ def test_request_stop_on_a_dead_local_runner_writes_nothing(store, finished):
                                                 "host": socket.gethostname(), "heartbeat": None})
     result = request_stop(run_dir)
     assert result.action == "not-running" and "interrupted" in result.detail
-    assert not (run_dir / STOP_FILE).exists()
+    assert not RunLayout(run_dir).stop_request.exists()

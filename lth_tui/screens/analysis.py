@@ -66,11 +66,12 @@ def read_analysis(run_dir: Path | str, overlay_dir: Path | str | None = None) ->
 
 def common_mask_rounds(run_dirs: list[Path], trial: int = 0) -> list[int]:
     """Rounds whose mask is stored for `trial` in every one of the runs."""
-    from engine.store import iter_round_dirs
+    from engine.layout import RunLayout
 
     common: set[int] | None = None
     for run_dir in run_dirs:
-        rounds = {r for r, d in iter_round_dirs(Path(run_dir), trial) if (d / "mask.safetensors").is_file()}
+        layout = RunLayout(run_dir)
+        rounds = {r for r, _ in layout.rounds_on_disk(trial) if layout.mask(trial, r).is_file()}
         common = rounds if common is None else common & rounds
     return sorted(common or ())
 

@@ -14,6 +14,8 @@ from typing import Any
 from textual import work
 from textual.message import Message
 
+from engine.layout import RunLayout
+
 
 class ExportFlow:
     """`export_dialog(run_dirs)` asks where and how; `export(...)` writes in a worker."""
@@ -37,7 +39,7 @@ class ExportFlow:
         formats = FORMATS if formats is None else formats
         run_dirs = list(run_dirs)
         if len(run_dirs) == 1:
-            defaults = {fmt: run_dirs[0] / f"export.{fmt}" for fmt in formats}
+            defaults = {fmt: RunLayout(run_dirs[0]).export(fmt) for fmt in formats}
             what = f"Export {run_dirs[0].name}"
         else:
             formats = tuple(f for f in formats if f != "json") or ("png",)

@@ -1,6 +1,6 @@
 """Runs: every run in the store — open, compare, mask overlap, export, resume, cancel, delete.
 
-The list is read by `engine.store.list_runs` in this screen's worker every 2 s while the screen
+The list is read by `engine.run_index.list_runs` in this screen's worker every 2 s while the screen
 is shown (and on F5); a damaged run dir is a row in state "damaged" with its reason, never a
 crash. Reading, deleting and exporting run in the screens' own workers and come back as their
 messages; resuming and cancelling are the app's (it owns the runner processes).
