@@ -149,9 +149,10 @@ class LthApp(ExportFlow, App[int]):
             follower.stop()
 
     def _reattach(self, infos: list[Any]) -> None:
-        """Opens on the newest run still training (the Run screen follows it); F4 lists the others."""
+        """Opens on the newest run still training (the Run screen follows it); F4 lists the others.
+        A user who already went elsewhere (F3, F4) while the store was read is not pulled back."""
         live = sorted((i for i in infos if i.state == "running"), key=lambda i: (i.created, i.run_id), reverse=True)
-        if not live or self.run_screen.model is not None:
+        if not live or self.run_screen.model is not None or self.current_mode != "setup":
             return
         self.open_run(live[0].path)
         others = f"; {len(live) - 1} more training: F4" if len(live) > 1 else ""

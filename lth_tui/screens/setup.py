@@ -418,13 +418,7 @@ class SetupScreen(Screen):
                 self._update_static("#hint-experiment", Text(recipe_text(self.config)))
         self.show_hints()
         info = next((i for i in self.preset_infos if i.name == self.preset_name), None)
-        text = Text()
-        if info is not None:
-            text.append(info.description or info.error, style="italic")
-            text.append(f"  [{info.source}]", style="dim")
-        if self._user_edited():
-            text.append("  (edited)", style="bold yellow")
-        self._update_static("#preset-description", text)
+        self._update_static("#preset-description", F.preset_description(info, self._user_edited()))
         experiment = self.query_one("#" + field_id("experiment"), Select).value if "experiment" in self.keys else "imp"
         for title, experiments in F.PANEL_EXPERIMENTS.items():
             keys = dict(self.layout_).get(title, [])
@@ -437,7 +431,6 @@ class SetupScreen(Screen):
         if button.disabled == startable:
             button.disabled = not startable
             self.refresh_bindings()
-
 
     def ready(self) -> bool:
         """Valid, its data there (or to be downloaded), its model buildable, and not launching."""

@@ -259,6 +259,18 @@ def summary_line(config: Any) -> Text:
     return Text(f"✓ ready: {config.data.name} · {config.model.name} · {what} · {trials}", style="green")
 
 
+def preset_description(info: Any, edited: bool) -> Text:
+    """The line under the preset picker: the preset's description (or why it does not load), its
+    source, and whether the panels were edited since it was loaded."""
+    text = Text()
+    if info is not None:
+        text.append(info.description or info.error, style="italic")
+        text.append(f"  [{info.source}]", style="dim")
+    if edited:
+        text.append("  (edited)", style="bold yellow")
+    return text
+
+
 def preset_options(infos: list[Any]) -> list[tuple[Text, str]]:
     """The preset picker's options: each name with its description (or its error) dimmed."""
     options = []
