@@ -40,11 +40,12 @@ def settings_path() -> Path:
 
 
 def binding_ids() -> set[str]:
-    """Every binding id the app declares: on the app, its screens and its widgets."""
+    """Every binding id the app declares: on the app, its screens and its widgets (the App's own
+    when lth_tui.app is loaded, as it is whenever the app reads its settings; importing it here
+    would make settings and app import each other)."""
     from textual.binding import Binding
     from textual.dom import DOMNode
 
-    import lth_tui.app  # noqa: F401
     import lth_tui.components.heatmap  # noqa: F401  (the widgets and screens that declare bindings)
     import lth_tui.components.plot  # noqa: F401
     import lth_tui.screens.analysis  # noqa: F401

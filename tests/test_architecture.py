@@ -31,9 +31,7 @@ HEAVY = ("torch", "textual", "plotext")
 # own their workers). Each entry must still occur, so the test says when one can go, and none
 # may be added.
 KNOWN_PRIVATE_IMPORTS: set[tuple[str, str]] = set()
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"lth_tui.app", "lth_tui.settings"}),  # settings.binding_ids imports the app for its bindings
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 @dataclass(frozen=True)

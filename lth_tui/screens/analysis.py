@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Select, Static
 
+from engine.records import mean_std as records_mean_std
 from lth_tui.components.plot import PlotSpec, Series
 
 COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
@@ -80,11 +80,9 @@ def common_mask_rounds(run_dirs: list[Path], trial: int = 0) -> list[int]:
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float, float, int]:
-    """(mean, sample std, n) of the values that are not None; (nan, 0, 0) for none."""
-    kept = [float(v) for v in values if v is not None and v == v]
-    if not kept:
-        return float("nan"), 0.0, 0
-    return statistics.fmean(kept), (statistics.stdev(kept) if len(kept) > 1 else 0.0), len(kept)
+    """engine.records.mean_std as the plots read it: (nan, 0, 0) when nothing is there."""
+    stats = records_mean_std(values)
+    return (float("nan"), 0.0, 0) if stats.n == 0 else (stats.mean, stats.std, stats.n)
 
 
 def n_label(counts: Iterable[int]) -> str:
