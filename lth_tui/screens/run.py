@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static, TabbedContent, TabPane
 
 from lth_tui.components.footer import LthFooter
+from lth_tui.guards import RESUMABLE
 from lth_tui.run_labels import run_labels
 from lth_tui.screens.run_tabs import TABS, RunTab, tab_bindings, tab_class
 from lth_tui.screens.run_tabs.lmc import LmcTab
@@ -240,7 +241,7 @@ class RunScreen(Screen):
             return model is not None and (model.alive or model.state == "lost")
         if action == "resume_run":
             return (model is not None and not model.alive
-                    and model.state in ("cancelled", "interrupted", "failed", "lost"))
+                    and model.state in RESUMABLE)
         if action == "control":
             return (model is not None and model.config is not None and not model.mask_training
                     and getattr(model.config.prune, "mask1", "") != "random_reinit")
