@@ -15,10 +15,11 @@ from textual.containers import Vertical
 
 from lth_tui.viewmodel import Shown
 
-__all__ = ["PARTS", "RunTab"]
+__all__ = ["EMPTY", "PARTS", "RunTab"]
 
 # The parts of the view-model a change can touch (RunModel.open / apply / set_status return them).
 PARTS = frozenset({"progress", "curve", "layers", "masks", "train", "log", "analysis"})
+EMPTY = "no run open: F2 Setup to start one, F4 Runs to open one"
 
 
 class RunTab(Vertical):
@@ -50,8 +51,14 @@ class RunTab(Vertical):
         return bool(self.screen.query_one("#run-tabs").active == self.tab_id) if self.is_mounted else False
 
     def reset(self, shown: Shown) -> None:
-        """Another run (or none) is shown: forget the per-run state."""
+        """Another run (or none) is shown: forget the per-run state; with none, every plot of the
+        tab says how to open one."""
         self.shown = shown
+        if shown.model is None:
+            from lth_tui.components.plot import PlotSpec, PlotView
+
+            for plot in self.query(PlotView):
+                plot.set_plot(PlotSpec(empty_message=EMPTY))
 
     def update(self, shown: Shown, dirty: set[str]) -> None:
         """Redraws what depends on the `dirty` parts of the view-model."""

@@ -10,7 +10,7 @@ from textual.widgets import TabbedContent
 
 from lth_tui.components.plot import PlotSpec, PlotView
 from lth_tui.screens.run_tabs.base import RunTab
-from lth_tui.screens.run_tabs.sparsity import EMPTY, imp_curve_spec, segment_axis
+from lth_tui.screens.run_tabs.sparsity import imp_curve_spec, segment_axis
 from lth_tui.viewmodel import MAIN_COLOR, OVERLAY_COLOR, Shown, curve_series
 
 __all__ = ["EarlyStopTab"]
@@ -24,11 +24,6 @@ class EarlyStopTab(RunTab):
 
     def compose(self) -> ComposeResult:
         yield PlotView(id="stop-plot")
-
-    def reset(self, shown: Shown) -> None:
-        super().reset(shown)
-        if shown.model is None:
-            self.query_one(PlotView).set_plot(PlotSpec(empty_message=EMPTY))
 
     def update(self, shown: Shown, dirty: set[str]) -> None:
         super().update(shown, dirty)

@@ -30,7 +30,6 @@ from lth_tui.screens.analysis import (
     start_rewind_point,
 )
 from lth_tui.screens.run_tabs.base import RunTab
-from lth_tui.screens.run_tabs.sparsity import EMPTY
 from lth_tui.viewmodel import OVERLAY_COLOR, Shown
 
 __all__ = ["LmcTab", "read_lmc_views"]
@@ -117,9 +116,6 @@ class LmcTab(RunTab):
         self.stale, self.pick, self.options = True, None, None
         with self.prevent(Select.Changed):
             self.query_one("#lmc-round", Select).set_options([])
-        if shown.model is None:
-            for plot_id in ("#lmc-interp-plot", "#lmc-rewind-plot", "#lmc-barrier-plot"):
-                self.query_one(plot_id, PlotView).set_plot(PlotSpec(empty_message=EMPTY))
 
     def update(self, shown: Shown, dirty: set[str]) -> None:
         super().update(shown, dirty)

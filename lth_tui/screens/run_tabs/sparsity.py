@@ -52,11 +52,6 @@ class SparsityTab(RunTab):
     def compose(self) -> ComposeResult:
         yield PlotView(id="sparsity-plot")
 
-    def reset(self, shown: Shown) -> None:
-        super().reset(shown)
-        if shown.model is None:
-            self.query_one(PlotView).set_plot(PlotSpec(empty_message=EMPTY))
-
     def update(self, shown: Shown, dirty: set[str]) -> None:
         super().update(shown, dirty)
         model = shown.model
@@ -82,4 +77,3 @@ class SparsityTab(RunTab):
             ylabel="acc %", series=tuple(s for s in accs if s), empty_message=waiting))
 
 
-EMPTY = "no run open: F2 Setup to start one, F4 Runs to open one"

@@ -15,7 +15,6 @@ from textual.widgets import Static
 from engine.records import mean_std
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.screens.run_tabs.base import RunTab
-from lth_tui.screens.run_tabs.sparsity import EMPTY
 from lth_tui.viewmodel import EXTRA_COLORS, MAIN_COLOR, OVERLAY_COLOR, Shown
 
 __all__ = ["TrainingTab"]
@@ -41,9 +40,6 @@ class TrainingTab(RunTab):
     def reset(self, shown: Shown) -> None:
         super().reset(shown)
         self.pick, self.mean = None, None
-        if shown.model is None:
-            for plot in self.query(PlotView):
-                plot.set_plot(PlotSpec(empty_message=EMPTY))
 
     def train_round(self) -> tuple[int, int] | None:
         """The (trial, round) shown: the picked one while it exists, else the latest evaluated."""
