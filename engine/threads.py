@@ -73,12 +73,16 @@ _BASELINE = _sample()
 def busy_cores(seconds: float = SAMPLE_SECONDS) -> float:
     """How many cores other processes kept busy lately (0 where unknown).
 
-    The window runs from this module's import to now, or over a fresh `seconds` when that is
-    shorter; this process's own CPU time in the window is not counted (it is loading the run)."""
+    The window runs from this module's import to now, at least `seconds` (only the part the
+    start-up did not cover is slept: entry points that start runs import this module before
+    they load data, so it is usually none); this process's own CPU time in the window is not
+    counted (it is loading the run)."""
     before = _BASELINE
-    if before[0] is None or time.monotonic() - before[2] < seconds:
+    if before[0] is None:
         before = _sample()
-        time.sleep(seconds)
+    short = seconds - (time.monotonic() - before[2])
+    if short > 0:  # only the part of the window the start-up did not already cover
+        time.sleep(short)
     after = _sample()
     if before[0] is None or after[0] is None or after[0][1] <= before[0][1] or after[2] <= before[2]:
         return 0.0

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import engine.threads  # noqa: F401  (imported first: its busy-core window spans the data load, no sleep)
 from lth_tui.cli_contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, bad_input, err, usable_runs_dir
 from lth_tui.cli_foreground import StopFlag, check_checkpoint_every, execute_with_progress
 

@@ -46,6 +46,27 @@ def test_busy_cores_leave_out_this_process_and_need_no_sleep(monkeypatch: pytest
     assert threads.busy_cores() == pytest.approx(0.5)
 
 
+def test_busy_cores_sleep_only_what_the_start_up_did_not_cover(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner that got here 0.1 s after import sleeps the other 0.15 s of the window, not 0.25 s."""
+    slept: list[float] = []
+    monkeypatch.setattr(threads, "_BASELINE", ((100, 1000), 10.0, 100.0))
+    monkeypatch.setattr(threads, "_sample", lambda: ((250, 1200), 10.0, 100.25))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 100.1)
+    monkeypatch.setattr(threads.time, "sleep", slept.append)
+    threads.busy_cores()
+    assert slept == [pytest.approx(threads.SAMPLE_SECONDS - 0.1)]
+
+
+def test_the_run_command_starts_the_window_before_it_loads_data() -> None:
+    """`lth-tui run` imports engine.threads with its own module, before any dataset is loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lth_tui.cli_start; print('engine.threads' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]
+
+
 def test_flops_per_step_counts_linear_and_conv_layers() -> None:
     """Against the layers' sizes by hand: 6 x multiply-accumulates of one example x batch."""
     g = torch.Generator().manual_seed(0)
