@@ -13,7 +13,17 @@ from pathlib import Path
 
 from engine.layout import RunLayout
 
-__all__ = ["RunNotFound", "resolve_run", "run_ids"]
+__all__ = ["RunNotFound", "resolve_run", "run_ids", "short_id"]
+
+def short_id(run_id: str) -> str:
+    """The run id without its preset slug, where the preset is shown beside it: `0101-120000-4a4c7f`
+    (month-day, time, hash; `resolve_run` takes it). An id of another shape is kept whole."""
+    parts = run_id.split("-")
+    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
+        tail = parts[-1] if len(parts[-1]) == 6 else f"{parts[-2]}-{parts[-1]}"
+        return f"{parts[0][4:]}-{parts[1]}-{tail}"
+    return run_id
+
 
 class RunNotFound(ValueError):
     """No run, or more than one, answers to the given name; the message lists candidates."""

@@ -40,7 +40,7 @@ def short_ids(run_ids: Sequence[str]) -> list[str]:
         parts = run_id.split("-")
         if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
             return [parts[-1], f"{parts[1]}-{parts[-1]}", f"{parts[0][4:]}-{parts[1]}-{parts[-1]}", run_id]
-        return [run_id[-6:], run_id]
+        return [run_id if len(run_id) <= 16 else "…" + run_id[-12:], run_id]  # a renamed or copied dir
 
     candidates = [forms(r) for r in run_ids]
     out = []

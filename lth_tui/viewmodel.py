@@ -323,7 +323,8 @@ class RunModel:
         elif self.state == "running" and not self.started:
             text.append("starting: loading the data and building the model…", style="italic")
         else:
-            text.append(f"{self.rounds_done()} of {self.trials * self.rounds} rounds")
+            each = f" ({self.trials} trials × {self.rounds} each)" if self.trials > 1 else ""
+            text.append(f"{self.rounds_done()} of {self.trials * self.rounds} rounds{each}")
         if self.state == "running" and self.alive:
             text.append(f" · ETA {fmt_seconds(self.eta())}", style="bold")
         best = self.best()

@@ -111,6 +111,12 @@ def test_export_refuses_to_overwrite_without_force(two_runs: list[Path], tmp_pat
     assert target.read_text().startswith(f"# {two_runs[0].name}")
 
 
+def test_a_copied_dir_without_a_hash_suffix_is_labelled_by_its_name() -> None:
+    """A user's copy named "copy-damaged" is not cut to its last six characters ("amaged")."""
+    assert short_ids(["copy-damaged", "20261201-072208-digits-quick-41d024"]) == ["copy-damaged", "41d024"]
+    assert short_ids(["a-much-longer-name-of-a-copied-run"]) == ["…a-copied-run"]
+
+
 def test_labels_tell_runs_of_one_config_apart() -> None:
     raw = tomllib.loads(FAST_PRESET)
     same = from_dict(raw).to_dict()

@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, OptionList, RadioButton, Radio
 from textual.widgets.option_list import Option
 
 from lth_tui.export import FORMATS
+from lth_tui.run_ids import short_id
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -215,7 +216,9 @@ class RunPicker(ModalScreen[Any]):
         for info in self.runs:
             acc = "" if info.best_accuracy is None else f"  best {100 * info.best_accuracy:.1f}%"
             what = "/".join(x for x in (info.criterion, getattr(info, "mask1", ""), getattr(info, "mask0", "")) if x)
-            options.append(Option(f"{info.run_id}  {info.state}  {what}{acc}", id=str(info.path)))
+            preset = getattr(info, "preset", "")
+            name = f"{short_id(info.run_id)}  {preset}" if preset else info.run_id  # fits one line at 80 columns
+            options.append(Option(f"{name}  {info.state}  {what}{acc}", id=str(info.path)))
         with Vertical(classes="dialog wide-dialog") as box:
             box.border_title = self.title_text
             yield OptionList(*options, id="picker-list")

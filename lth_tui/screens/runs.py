@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Header, Static
 from lth_tui.components.footer import LthFooter
 from lth_tui.components.plot import PlotSpec, PlotView, Series
 from lth_tui.guards import RESUMABLE
+from lth_tui.run_ids import short_id
 from lth_tui.run_labels import run_labels
 from lth_tui.screens.export_flow import ExportFlow, tell_failure
 
@@ -43,15 +44,6 @@ METRICS = (
     ("successive_barrier", "successive-round barrier (%)", 100.0),
 )
 COLORS = ("#56b4e9", "#e69f00", "#009e73", "#cc79a7", "#f0e442", "#d55e00", "#aaaaaa")
-
-
-def short_id(run_id: str, preset: str) -> str:
-    """The run id without the preset slug (it has its own column)."""
-    parts = run_id.split("-")
-    if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
-        tail = parts[-1] if len(parts[-1]) == 6 else f"{parts[-2]}-{parts[-1]}"
-        return f"{parts[0][4:]}-{parts[1]}-{tail}"
-    return run_id
 
 
 class RunsScreen(ExportFlow, Screen):
@@ -210,14 +202,14 @@ class RunsScreen(ExportFlow, Screen):
         return columns
 
     def _cells(self, info: Any, wide: bool) -> list[Any]:
-        limit = 40 if wide else 11
+        limit = 24 if wide else 11
         acc = "" if info.best_accuracy is None else f"{100 * info.best_accuracy:.2f}"
         at = "" if info.best_weights_remaining is None else f"{100 * info.best_weights_remaining:.1f}"
         note = info.error or (f"group {info.group}" if info.group else "")
         note = " ".join(note.split())  # one line, whatever a damaged file put in it
         cells = {
             "mark": Text("●", style="bold magenta") if info.path in self.marked else "",
-            "run": info.run_id if wide else short_id(info.run_id, info.preset),
+            "run": short_id(info.run_id),  # the whole id is on the detail line below
             "state": Text(info.state, style=STATE_STYLES.get(info.state, "")),
             "preset": _trunc(info.preset, limit),
             "criterion": _trunc(info.criterion, limit),

@@ -8,6 +8,7 @@ tab. A tab that reads files does it in its own worker and draws what comes back.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.binding import Binding
@@ -15,7 +16,7 @@ from textual.containers import Vertical
 
 from lth_tui.viewmodel import Shown
 
-__all__ = ["EMPTY", "PARTS", "RunTab"]
+__all__ = ["EMPTY", "PARTS", "AnalysisTab", "RunTab"]
 
 # The parts of the view-model a change can touch (RunModel.open / apply / set_status return them).
 PARTS = frozenset({"progress", "curve", "layers", "masks", "train", "log", "analysis"})
@@ -76,3 +77,63 @@ class RunTab(Vertical):
 
     def tab_action(self, action: str, *args: Any) -> None:
         """One of `screen_bindings` pressed while this tab shows."""
+
+
+class AnalysisTab(RunTab):
+    """A tab that reads run-store files of its own (LMC results, masks) in a worker, when they
+    changed and the tab shows. Subclasses implement `read` (start the worker for a key) and
+    `draw`; their Loaded handler calls `read_done` first and draws when it says the result is
+    for the run shown."""
+
+    needs_analysis = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale = True  # the files changed since the last read (or were never read)
+        self.loading = False
+        self.reads = 0  # tests wait on it
+
+    def reset(self, shown: Shown) -> None:
+        super().reset(shown)
+        self.stale = True
+
+    def update(self, shown: Shown, dirty: set[str]) -> None:
+        super().update(shown, dirty)
+        if shown.model is None:
+            return
+        if "analysis" in dirty:
+            self.stale = True
+        if dirty & {"analysis", "curve"}:
+            self.draw()
+        self.load()
+
+    def activated(self) -> None:
+        self.load()
+        self.call_after_refresh(self.draw)
+
+    def read_key(self) -> tuple[Path, int] | None:
+        """(run dir, model token) of the run shown: a result read for another key is dropped."""
+        model = self.shown.model
+        return None if model is None else (model.run_dir, model.token)
+
+    def load(self, force: bool = False) -> None:
+        """Starts a read when the files changed and the tab shows (or `force`), one at a time."""
+        key = self.read_key()
+        if key is None or self.loading or not (force or (self.stale and self.is_active)):
+            return
+        self.stale, self.loading = False, True
+        self.read(key)
+
+    def read_done(self, key: tuple[Path, int] | None) -> bool:
+        """A read finished: whether its result is for the run shown now."""
+        self.loading = False
+        self.reads += 1
+        return key is not None and key == self.read_key()
+
+    def read(self, key: tuple[Path, int]) -> None:
+        """Starts the worker that reads the files of run `key` and posts the tab's Loaded."""
+        raise NotImplementedError
+
+    def draw(self) -> None:
+        """Draws what was read (and the view-model's part of it)."""
+        raise NotImplementedError

@@ -8,10 +8,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import TabbedContent
 
-from lth_tui.components.plot import PlotSpec, PlotView
+from lth_tui.components.plot import PlotView
 from lth_tui.screens.run_tabs.base import RunTab
-from lth_tui.screens.run_tabs.sparsity import imp_curve_spec, segment_axis
-from lth_tui.viewmodel import MAIN_COLOR, OVERLAY_COLOR, Shown, curve_series
+from lth_tui.screens.run_tabs.sparsity import imp_curve_spec, segment_spec
+from lth_tui.viewmodel import MAIN_COLOR, Shown
 
 __all__ = ["EarlyStopTab"]
 
@@ -39,10 +39,5 @@ class EarlyStopTab(RunTab):
             plot.set_plot(imp_curve_spec(shown, "early_stop_iteration", "iteration",
                                          "Early-stop iteration vs weights remaining (%)"))
             return
-        x, xlabel = segment_axis(model)
-        dens = [curve_series(model, "weights_remaining", MAIN_COLOR, x=x)]
-        if shown.overlay is not None and shown.overlay.mask_training:
-            dens.append(curve_series(shown.overlay, "weights_remaining", OVERLAY_COLOR, x=x))
-        waiting = "waiting for the first segment to finish" if model.state == "running" else "no finished round"
-        plot.set_plot(PlotSpec(title="Weights remaining (%) in the learned (expected) mask", xlabel=xlabel,
-                               ylabel="weights %", series=tuple(s for s in dens if s), empty_message=waiting))
+        plot.set_plot(segment_spec(shown, [("weights_remaining", MAIN_COLOR, None)], ("weights_remaining", None),
+                                   "Weights remaining (%) in the learned (expected) mask", "weights %"))

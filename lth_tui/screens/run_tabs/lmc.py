@@ -29,7 +29,7 @@ from lth_tui.screens.analysis import (
     rewind_plot,
     start_rewind_point,
 )
-from lth_tui.screens.run_tabs.base import RunTab
+from lth_tui.screens.run_tabs.base import AnalysisTab
 from lth_tui.viewmodel import OVERLAY_COLOR, Shown
 
 __all__ = ["LmcTab", "read_lmc_views"]
@@ -50,12 +50,11 @@ def read_lmc_views(run_dir: Path, overlay_dir: Path | None) -> tuple[list[dict[s
     return records, read_successive(run_dir), read_successive(overlay_dir) if overlay_dir else [], errors
 
 
-class LmcTab(RunTab):
+class LmcTab(AnalysisTab):
     tab_id = "tab-lmc"
     title = "LMC"
     key = "7"
     help = "LMC tab: interpolation curve of a round, barrier vs rewind k and vs weights remaining"
-    needs_analysis = True
     command = ("Show LMC", "interpolation curve, barrier vs rewind k and vs weights remaining")
 
     @dataclass
@@ -89,9 +88,6 @@ class LmcTab(RunTab):
         self.records: list[dict[str, Any]] | None = None  # None: not read yet for this run
         self.successive: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
         self.errors: list[str] = []
-        self.stale = True
-        self.loading = False
-        self.reads = 0  # tests wait on it
         self.pick: int | None = None  # None: the latest round with an LMC result
         self.options: list[int] | None = None
         self.busy = ""  # what the LMC worker is computing, "" when idle
@@ -113,44 +109,21 @@ class LmcTab(RunTab):
     def reset(self, shown: Shown) -> None:
         super().reset(shown)
         self.records, self.successive, self.errors = None, ([], []), []
-        self.stale, self.pick, self.options = True, None, None
+        self.pick, self.options = None, None
         with self.prevent(Select.Changed):
             self.query_one("#lmc-round", Select).set_options([])
-
-    def update(self, shown: Shown, dirty: set[str]) -> None:
-        super().update(shown, dirty)
-        if shown.model is None:
-            return
-        if "analysis" in dirty:
-            self.stale = True
-        if dirty & {"analysis", "curve"}:
-            self.draw()
-        self.load()
-
-    def activated(self) -> None:
-        self.load()
-        self.call_after_refresh(self.draw)
 
     def resized(self) -> None:
         self.call_after_refresh(self.draw)  # plot titles are fitted to the plots' widths
 
-    def _key(self) -> tuple[Path, int] | None:
-        model = self.shown.model
-        return None if model is None else (model.run_dir, model.token)
-
     # -- reading the files ---------------------------------------------------------------------
 
-    def load(self, force: bool = False) -> None:
-        """Re-reads the LMC files (in a worker) when they changed and the tab shows."""
-        key = self._key()
-        if key is None or self.loading or not (force or (self.stale and self.is_active)):
-            return
-        self.stale, self.loading = False, True
-        overlay = self.shown.overlay.run_dir if self.shown.overlay else None
-        self.read(key, overlay)
+    def read(self, key: tuple[Path, int]) -> None:
+        """Reads the LMC and successive files of the run, and the overlaid run's successive ones."""
+        self.read_files(key, self.shown.overlay.run_dir if self.shown.overlay else None)
 
     @work(thread=True, group="analysis", exit_on_error=False)
-    def read(self, key: tuple[Path, int], overlay: Path | None) -> None:
+    def read_files(self, key: tuple[Path, int], overlay: Path | None) -> None:
         try:
             records, successive, overlay_successive, errors = read_lmc_views(key[0], overlay)
         except Exception as exc:  # noqa: BLE001 - told, never a crash
@@ -161,9 +134,7 @@ class LmcTab(RunTab):
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         message.stop()
-        self.loading = False
-        self.reads += 1
-        if message.key == self._key():
+        if self.read_done(message.key):
             self.records, self.errors = message.records, message.errors
             self.successive = (message.successive, message.overlay_successive)
             self.draw()

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from lth_tui.screens.analysis import overlap_table
-from lth_tui.screens.run_tabs.base import RunTab
+from lth_tui.screens.run_tabs.base import AnalysisTab
 from lth_tui.viewmodel import Shown
 
 __all__ = ["OverlapTab"]
@@ -26,12 +26,11 @@ HELP = ("Jaccard |A∩B| / |A∪B| of the kept weights, all prunable layers pool
         "the density ratio.")
 
 
-class OverlapTab(RunTab):
+class OverlapTab(AnalysisTab):
     tab_id = "tab-overlap"
     title = "Overlap"
     key = "8"
     help = "Overlap tab: Jaccard overlap of the masks between rounds and between trials"
-    needs_analysis = True
     command = ("Show mask overlap", "Jaccard overlap of the followed run's masks between rounds and trials")
 
     @dataclass
@@ -46,9 +45,6 @@ class OverlapTab(RunTab):
         super().__init__()
         self.overlap: dict[str, Any] | None = None
         self.error = ""
-        self.stale = True
-        self.loading = False
-        self.reads = 0  # tests wait on it
         self.table_shown: Any = None
 
     def compose(self) -> ComposeResult:
@@ -58,33 +54,8 @@ class OverlapTab(RunTab):
 
     def reset(self, shown: Shown) -> None:
         super().reset(shown)
-        self.overlap, self.error, self.stale, self.table_shown = None, "", True, None
+        self.overlap, self.error, self.table_shown = None, "", None
         self.query_one(DataTable).clear(columns=True)
-
-    def update(self, shown: Shown, dirty: set[str]) -> None:
-        super().update(shown, dirty)
-        if shown.model is None:
-            return
-        if "analysis" in dirty:
-            self.stale = True
-        if dirty & {"analysis", "curve"}:
-            self.draw()
-        self.load()
-
-    def activated(self) -> None:
-        self.load()
-        self.call_after_refresh(self.draw)
-
-    def _key(self) -> tuple[Path, int] | None:
-        model = self.shown.model
-        return None if model is None else (model.run_dir, model.token)
-
-    def load(self) -> None:
-        key = self._key()
-        if key is None or self.loading or not (self.stale and self.is_active):
-            return
-        self.stale, self.loading = False, True
-        self.read(key)
 
     @work(thread=True, group="analysis", exit_on_error=False)
     def read(self, key: tuple[Path, int]) -> None:
@@ -99,9 +70,7 @@ class OverlapTab(RunTab):
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         message.stop()
-        self.loading = False
-        self.reads += 1
-        if message.key == self._key():
+        if self.read_done(message.key):
             self.overlap, self.error = message.overlap, message.error
             self.draw()
         self.load()

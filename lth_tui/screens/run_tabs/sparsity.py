@@ -6,6 +6,8 @@ training segment instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 
 from lth_tui.components.plot import PlotSpec, PlotView, Series
@@ -13,7 +15,7 @@ from lth_tui.screens.density_view import accuracy_kind, nonzero_series
 from lth_tui.screens.run_tabs.base import RunTab
 from lth_tui.viewmodel import EXTRA_COLORS, MAIN_COLOR, OVERLAY_COLOR, RunModel, Shown, curve_series
 
-__all__ = ["SparsityTab", "imp_curve_spec", "segment_axis"]
+__all__ = ["SparsityTab", "imp_curve_spec", "segment_axis", "segment_spec"]
 
 
 def imp_curve_spec(shown: Shown, name: str, ylabel: str, title: str) -> PlotSpec:
@@ -43,6 +45,21 @@ def segment_axis(model: RunModel) -> tuple[str, str]:
     return "round", "round"
 
 
+def segment_spec(shown: Shown, figures: Sequence[tuple[str, str, str | None]], overlay: tuple[str, str | None],
+                 title: str, ylabel: str) -> PlotSpec:
+    """A mask-training run's `figures` (name, color, label) per training segment, and the overlaid
+    run's `overlay` figure (name, label) beside them when it trains masks too."""
+    model = shown.model
+    assert model is not None
+    x, xlabel = segment_axis(model)
+    series = [curve_series(model, name, color, label, x=x) for name, color, label in figures]
+    if shown.overlay is not None and shown.overlay.mask_training:
+        series.append(curve_series(shown.overlay, overlay[0], OVERLAY_COLOR, overlay[1], x=x))
+    waiting = "waiting for the first segment to finish" if model.state == "running" else "no finished round"
+    return PlotSpec(title=title, xlabel=xlabel, ylabel=ylabel, series=tuple(s for s in series if s),
+                    empty_message=waiting)
+
+
 class SparsityTab(RunTab):
     tab_id = "tab-sparsity"
     title = "Sparsity"
@@ -62,18 +79,14 @@ class SparsityTab(RunTab):
             plot.set_plot(imp_curve_spec(shown, "headline", "acc %",
                                          f"Test accuracy {accuracy_kind(model)} (%) vs weights remaining (%)"))
             return
-        x, xlabel = segment_axis(model)
         sampled = model.experiment == "supermask"  # edge-popup's top-k mask is not sampled: the two are one
-        accs = [curve_series(model, "expected_mask_accuracy", MAIN_COLOR,
-                             f"{model.label()} expected mask" if sampled else None, x=x),
-                curve_series(model, "sampled_mask_accuracy", EXTRA_COLORS[0], "sampled mask", x=x) if sampled else None]
-        if shown.overlay is not None and shown.overlay.mask_training:
-            accs.append(curve_series(shown.overlay, "expected_mask_accuracy", OVERLAY_COLOR,
-                                     f"{shown.overlay.label()} expected", x=x))
-        waiting = "waiting for the first segment to finish" if model.state == "running" else "no finished round"
-        plot.set_plot(PlotSpec(
-            title=(f"{model.experiment}: test accuracy (%) of the expected and a sampled mask" if sampled
-                   else f"{model.experiment}: test accuracy (%) of the learned mask"), xlabel=xlabel,
-            ylabel="acc %", series=tuple(s for s in accs if s), empty_message=waiting))
+        figures = [("expected_mask_accuracy", MAIN_COLOR, f"{model.label()} expected mask" if sampled else None)]
+        if sampled:
+            figures.append(("sampled_mask_accuracy", EXTRA_COLORS[0], "sampled mask"))
+        overlay = ("expected_mask_accuracy", f"{shown.overlay.label()} expected" if shown.overlay else None)
+        plot.set_plot(segment_spec(
+            shown, figures, overlay,
+            (f"{model.experiment}: test accuracy (%) of the expected and a sampled mask" if sampled
+             else f"{model.experiment}: test accuracy (%) of the learned mask"), "acc %"))
 
 
