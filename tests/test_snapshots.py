@@ -245,7 +245,7 @@ def test_dialog_pick_run(snap_compare: Any, app: LthApp, size: tuple[int, int]) 
     async def pick(pilot: Any) -> None:
         await open_run(pilot, IMP)
         await pilot.press("o")
-        await shows(pilot, "Overlay a run on the curves", "(no overlay)", SUPERMASK)
+        await shows(pilot, "Overlay a run on the curves", "(no overlay)", "0101-130000-efa8be  digits-supermask")
 
     assert snap_compare(app, terminal_size=size, run_before=pick)
 

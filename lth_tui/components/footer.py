@@ -18,6 +18,15 @@ LEADING = ("f1", "f2", "f3", "f4", "ctrl+q")
 class LthFooter(Footer):
     """A compact Footer whose F1-F4 and ^q come first, then the priority keys."""
 
+    # Compact keys keep a margin to their right; on the palette key, docked right, that margin
+    # let the last column of an overflowing key show through (a stray letter at 80 columns).
+    DEFAULT_CSS = """
+    LthFooter.-compact FooterKey.-command-palette {
+        margin-right: 0;
+        padding-right: 1;
+    }
+    """
+
     def __init__(self) -> None:
         super().__init__(compact=True)
 
