@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5, help="a multiple of 5 balances the order")
     p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--case", action="append", choices=list(CASES), help="only these cases (default: all)")
     p.add_argument("--device", default="cpu", help="ignored: the policy is about CPU threads; accepted for run_all.py")
     args = p.parse_args(argv)
     cores = _cores()
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (options, scale) in CASES.items():
+            if args.case and name not in args.case:
+                continue
             iterations = max(1, int(args.iterations * scale))
             options = [*options, f"train.iterations={iterations}", f"train.eval_every={iterations}", "prune.rounds=0"]
             runs_dir = Path(tmp) / name.replace(" ", "").replace(",", "-")

@@ -7,10 +7,11 @@ waits for the slowest thread and a run becomes 2-25x slower (benchmarks/README.m
 
 "auto" chooses, once when the run starts (and again on resume):
   want   the threads the model's work is worth: one per `FLOPS_PER_THREAD` of training work
-         per step (6 x multiply-accumulates of one example x batch size), at least
-         `SMALL_POOL`: on a quiet box an MLP 300-100 step takes the same time on one thread
-         as on two (1.09x and 1.00x in two in-process A/Bs), so two cost a small model nothing
-         and leave auto equal to torch's default on a quiet two-core box;
+         per step (6 x multiply-accumulates of one example x batch size), at least one. A
+         model below 2 x `FLOPS_PER_THREAD` gets one thread on every machine, unmeasured:
+         its step is no faster on two (benchmarks/README.md, table 10), and one thread gives
+         the same bits everywhere (two change matmul reduction order, so a replay of θk by
+         `lth-tui lmc` or a batched sweep would no longer match a run's stored weights);
   free   the cores nobody is using right now: the cores this process may run on, less the
          cores other processes kept busy (/proc/stat since the runner started, less this
          process's own CPU time; at least `SAMPLE_SECONDS`), less the threads that live
@@ -31,15 +32,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CAP_ENV", "FLOPS_PER_THREAD", "SAMPLE_SECONDS", "SMALL_POOL", "apply_run_threads", "apply_threads",
-           "busy_cores", "choose_threads", "flops_per_step", "live_run_threads", "usable_cores"]
+__all__ = ["CAP_ENV", "FLOPS_PER_THREAD", "SAMPLE_SECONDS", "apply_run_threads", "apply_threads", "busy_cores",
+           "choose_threads", "flops_per_step", "live_run_threads", "usable_cores"]
 
 CAP_ENV = "LTH_TUI_THREADS_CAP"
 FLOPS_PER_THREAD = 2e8
 """Training work per step (FLOPs) that keeps one more thread busy enough to beat its sync cost."""
 SAMPLE_SECONDS = 0.25
-SMALL_POOL = 2
-"""The threads any CPU run may take when that many cores are free, however small its model."""
 
 
 def usable_cores() -> int:
@@ -131,7 +130,7 @@ def choose_threads(setting: int | str, *, work: float, cores: int, busy: float, 
     """
     if isinstance(setting, int):
         return setting
-    want = max(SMALL_POOL, int(work // FLOPS_PER_THREAD))
+    want = max(1, int(work // FLOPS_PER_THREAD))
     free = max(1, int(cores - max(busy, float(live_threads)) + 0.5))
     chosen = min(want, free, cores)
     if cap is not None:
@@ -184,12 +183,12 @@ def apply_threads(setting: int | str, *, model: torch.nn.Module | None, input_sh
     if isinstance(setting, int):
         chosen = setting
     else:
-        # On a GPU the CPU threads only feed it: one, and nothing to measure.
+        # On a GPU the CPU threads only feed it: the model's size does not call for more of them.
         on_cpu = torch.device(device).type == "cpu" and model is not None
-        if not on_cpu:
+        work = flops_per_step(model, input_shape, batch_size) if on_cpu else 0.0
+        if work < 2 * FLOPS_PER_THREAD:  # worth one thread whatever the machine does: nothing to measure
             chosen = 1
         else:
-            work = flops_per_step(model, input_shape, batch_size)
             chosen = choose_threads(setting, work=work, cores=usable_cores(), busy=busy_cores(),
                                     live_threads=live_run_threads(runs_dir, exclude=run_dir), cap=cap)
     torch.set_num_threads(chosen)

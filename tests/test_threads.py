@@ -24,9 +24,7 @@ TINY = {"name": "tiny", "device": "cpu", "data": {"name": "digits", "val_size": 
 
 def test_auto_takes_the_work_the_free_cores_and_the_cap() -> None:
     small, big = 0.5 * threads.FLOPS_PER_THREAD, 40 * threads.FLOPS_PER_THREAD
-    assert threads.choose_threads("auto", work=small, cores=8, busy=0.0) == threads.SMALL_POOL  # a small model
-    assert threads.choose_threads("auto", work=small, cores=2, busy=1.0) == 1  # ... beside a busy core: one
-    assert threads.choose_threads("auto", work=small, cores=1, busy=0.0) == 1
+    assert threads.choose_threads("auto", work=small, cores=8, busy=0.0) == 1  # a small model: one thread
     assert threads.choose_threads("auto", work=big, cores=8, busy=0.0) == 8  # a big one: every free core
     assert threads.choose_threads("auto", work=3.2 * threads.FLOPS_PER_THREAD, cores=8, busy=0.0) == 3
     assert threads.choose_threads("auto", work=big, cores=8, busy=3.2) == 5  # busy cores are left alone
@@ -128,5 +126,4 @@ def test_a_run_records_its_threads_and_gives_the_callers_back(tmp_path: Path, mo
     assert torch.get_num_threads() == before
     auto = create_run(from_dict(TINY), tmp_path / "runs", preset="tiny")
     assert execute(auto) == "done"
-    # a 24-unit MLP is worth no more than the small pool, on any machine; fewer where cores are busy
-    assert 1 <= read_status(auto)["threads"] <= min(threads.SMALL_POOL, threads.usable_cores())
+    assert read_status(auto)["threads"] == 1  # a 24-unit MLP is worth one thread on any machine
