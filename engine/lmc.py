@@ -53,7 +53,7 @@ from engine.config import ConfigError, ExperimentConfig, Schedule, TrainConfig
 from engine.datasets import Dataset
 from engine.layout import MASK, START, RunLayout, round_name, trial_name
 from engine.models import layer_kinds
-from engine.store import RunWriter, StoreError, load_tensors, read_lmc, save_tensors, write_json_atomic
+from engine.store import RunWriter, StoreError, load_tensors, read_lmc, read_status, save_tensors, write_json_atomic
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
 __all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_from",
@@ -244,7 +244,8 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
              iteration: int, model: nn.Module) -> dict[str, torch.Tensor]:
     """θk of a trial: init.safetensors for k = 0, rewind.safetensors for the run's own
     rewind point, else replayed: round 0 is retrained from θ0 with its own seed and stopped
-    at iteration k (bit-identical to the original on the same device)."""
+    at iteration k (bit-identical to the original on the same device). The replay uses the
+    thread count the run recorded (status.json): another count changes the reduction order."""
     from engine.planning import derive_round_seed
 
     layout = RunLayout(run_dir)
@@ -260,13 +261,27 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
     job = TrainJob(data=data, config=config.train, schedule=schedule, masks=masks, frozen=None,
                    seed=derive_round_seed(config.seed + trial, 0), capture_at=iteration,
                    on_capture=captured.update, should_stop=lambda: bool(captured))
+    before = torch.get_num_threads()
+    torch.set_num_threads(recorded_threads(run_dir) or before)
     try:
         train_round(work, job)
     except Cancelled:
         pass
+    finally:
+        torch.set_num_threads(before)
     if not captured:
         raise RuntimeError(f"replaying trial {trial} did not reach iteration {iteration}")
     return {k: v.cpu() for k, v in captured.items()}
+
+
+def recorded_threads(run_dir: Path) -> int | None:
+    """The CPU threads the run trained with (status.json), None where it did not say or the
+    status cannot be read."""
+    try:
+        threads = read_status(run_dir).get("threads")
+    except StoreError:
+        return None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
 def load_run_data(config: ExperimentConfig, data: Dataset | None = None) -> Dataset:

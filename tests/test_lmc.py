@@ -12,12 +12,13 @@ import torch
 from conftest import mlp_logits, undecided
 from safetensors.numpy import load_file as load_np
 
+from engine import lmc as lmc_module
 from engine.config import ConfigError, from_dict, resolve_schedule
 from engine.datasets import load_dataset
 from engine.lmc import barrier, error_curve, interpolate, lmc_from, read_lmc, run_lmc, theta_at
 from engine.models import build_model, layer_kinds
 from engine.runner import execute
-from engine.store import create_run, load_tensors, read_summary
+from engine.store import create_run, load_tensors, read_status, read_summary
 from engine.training import generator
 
 HIDDEN = [64, 32]
@@ -97,11 +98,15 @@ def _numpy_error(state: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> 
     return float((logits.argmax(1) != y).mean()), float(undecided(logits, bound).mean())
 
 
+def _raw():
+    return {"name": "lmc", "description": "t", "device": "cpu", "data": {"name": "digits", "val_size": 300},
+            "model": {"name": "mlp", "hidden": HIDDEN},
+            "train": {"iterations": 150, "eval_every": 50, "batch_size": 60, "lr": 3e-3},
+            "prune": {"rounds": 1, "rate": {"fc": 0.5, "output": 0.2}}, "analysis": {"lmc": True, "lmc_points": 21}}
+
+
 def _imp_run(tmp_path, digits, **extra):
-    raw = {"name": "lmc", "description": "t", "device": "cpu", "data": {"name": "digits", "val_size": 300},
-           "model": {"name": "mlp", "hidden": HIDDEN},
-           "train": {"iterations": 150, "eval_every": 50, "batch_size": 60, "lr": 3e-3},
-           "prune": {"rounds": 1, "rate": {"fc": 0.5, "output": 0.2}}, "analysis": {"lmc": True, "lmc_points": 21}}
+    raw = _raw()
     for key, value in extra.items():
         raw[key].update(value)
     run_dir = create_run(from_dict(raw), tmp_path / "runs", preset="lmc")
@@ -141,6 +146,36 @@ def test_imp_option_writes_lmc_files_and_the_curve_recomputes_from_stored_weight
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     lmc_events = [e for e in events if e["event"] == "lmc"]
     assert [e["round"] for e in lmc_events] == [0, 1] and all("barrier" in e for e in lmc_events)
+
+
+def test_a_replay_of_theta_k_trains_with_the_threads_the_run_recorded(tmp_path, digits, monkeypatch):
+    """A run trained on 2 threads, replayed from a process on 1: the replay takes the run's 2
+    (another count changes the reduction order) and gives the caller's 1 back."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    run_dir = create_run(from_dict({**_raw(), "threads": 2, "prune": {**_raw()["prune"], "rewind_iteration": 30},
+                                    "analysis": {"lmc": False}}), tmp_path / "runs", preset="lmc")
+    assert execute(run_dir, data=digits) == "done" and read_status(run_dir)["threads"] == 2
+    config = from_dict({**json.loads(json.dumps(read_summary(run_dir)["config"]))})
+    schedule = resolve_schedule(config, len(digits.train_x))
+    seen = []
+    real = lmc_module.train_round
+
+    def spy(model, job):
+        seen.append(torch.get_num_threads())
+        return real(model, job)
+
+    monkeypatch.setattr(lmc_module, "train_round", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        replayed = theta_at(run_dir, config, digits, dataclasses.replace(schedule, rewind_iteration=0), 0, 30,
+                            _mlp(digits, 0))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [2]
+    stored = load_tensors(run_dir / "trial-0" / "rewind.safetensors")
+    assert all(torch.equal(stored[k], replayed[k]) for k in stored)
 
 
 def test_cli_function_rewinds_to_theta_k_and_replays_it_exactly(tmp_path, digits):
