@@ -54,6 +54,7 @@ from engine.datasets import Dataset
 from engine.layout import MASK, START, RunLayout, round_name, trial_name
 from engine.models import layer_kinds
 from engine.store import RunWriter, StoreError, load_tensors, read_lmc, read_status, save_tensors, write_json_atomic
+from engine.threads import recorded_threads
 from engine.training import Cancelled, TrainJob, derive_seed, evaluate, generator, train_round
 
 __all__ = ["BN_EXAMPLES", "barrier", "batchnorm_examples", "error_curve", "interpolate", "lmc_from",
@@ -262,7 +263,11 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
                    seed=derive_round_seed(config.seed + trial, 0), capture_at=iteration,
                    on_capture=captured.update, should_stop=lambda: bool(captured))
     before = torch.get_num_threads()
-    torch.set_num_threads(recorded_threads(run_dir) or before)
+    try:
+        threads = recorded_threads(read_status(run_dir))
+    except StoreError:  # no readable status: the caller's count
+        threads = None
+    torch.set_num_threads(threads or before)
     try:
         train_round(work, job)
     except Cancelled:
@@ -272,16 +277,6 @@ def theta_at(run_dir: Path, config: ExperimentConfig, data: Dataset, schedule: S
     if not captured:
         raise RuntimeError(f"replaying trial {trial} did not reach iteration {iteration}")
     return {k: v.cpu() for k, v in captured.items()}
-
-
-def recorded_threads(run_dir: Path) -> int | None:
-    """The CPU threads the run trained with (status.json), None where it did not say or the
-    status cannot be read."""
-    try:
-        threads = read_status(run_dir).get("threads")
-    except StoreError:
-        return None
-    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
 def load_run_data(config: ExperimentConfig, data: Dataset | None = None) -> Dataset:

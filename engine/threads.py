@@ -116,9 +116,15 @@ def live_run_threads(runs_dir: Path, exclude: Path | None = None) -> int:
             continue
         if status["state"] != "running" or status.get("host") != host or not pid_alive(status.get("pid")):
             continue
-        threads = status.get("threads")
-        total += threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else 1
+        total += recorded_threads(status) or 1
     return total
+
+
+def recorded_threads(status: dict[str, Any]) -> int | None:
+    """The thread count a status.json recorded, None where it has none (an older runner) or
+    a value that is not a positive integer (someone else's file)."""
+    threads = status.get("threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
 def choose_threads(setting: int | str, *, work: float, cores: int, busy: float, live_threads: int = 0,

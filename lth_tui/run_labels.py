@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.config import HASH_NEUTRAL_DEFAULTS, MACHINE_KEYS
+from lth_tui.run_ids import short_id
 
 __all__ = ["describe", "differing_keys", "flatten", "run_labels", "short_ids"]
 
@@ -39,7 +40,7 @@ def short_ids(run_ids: Sequence[str]) -> list[str]:
     def forms(run_id: str) -> list[str]:
         parts = run_id.split("-")
         if len(parts) >= 4 and parts[0].isdigit() and parts[1].isdigit():
-            return [parts[-1], f"{parts[1]}-{parts[-1]}", f"{parts[0][4:]}-{parts[1]}-{parts[-1]}", run_id]
+            return [parts[-1], f"{parts[1]}-{parts[-1]}", short_id(run_id), run_id]
         return [run_id if len(run_id) <= 16 else "…" + run_id[-12:], run_id]  # a renamed or copied dir
 
     candidates = [forms(r) for r in run_ids]

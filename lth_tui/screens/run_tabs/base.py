@@ -8,6 +8,7 @@ tab. A tab that reads files does it in its own worker and draws what comes back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -86,6 +87,10 @@ class AnalysisTab(RunTab):
     for the run shown."""
 
     needs_analysis = True
+    # What each subclass defines: start the worker that reads run `key`'s files (it posts the
+    # tab's Loaded), and draw what was read with the view-model's part of it.
+    read: Callable[[tuple[Path, int]], None]
+    draw: Callable[[], None]
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,11 +134,3 @@ class AnalysisTab(RunTab):
         self.loading = False
         self.reads += 1
         return key is not None and key == self.read_key()
-
-    def read(self, key: tuple[Path, int]) -> None:
-        """Starts the worker that reads the files of run `key` and posts the tab's Loaded."""
-        raise NotImplementedError
-
-    def draw(self) -> None:
-        """Draws what was read (and the view-model's part of it)."""
-        raise NotImplementedError
